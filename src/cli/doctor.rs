@@ -1,0 +1,176 @@
+//! `tokentrace doctor`: what was found where, the config in effect, the store, unpriced models.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+
+use super::{Context, SourceArgs};
+use crate::pricing::table::{PriceTable, BUNDLED_VERSION};
+use crate::sources;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
+    let agents = args.sources.agents()?;
+    let roots = ctx.roots(&args.sources)?;
+    let mut found = Vec::new();
+    for root in &roots {
+        let files = sources::discover(std::slice::from_ref(root), &agents);
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(&f.path).ok())
+            .map(|m| m.len())
+            .sum();
+        found.push((root, root.dir.is_dir(), files.len(), bytes));
+    }
+    let store_path = ctx.store_path();
+    let store = if store_path.exists() {
+        Some(ctx.open_store()?)
+    } else {
+        None
+    };
+    let counts = store.as_ref().map(|s| s.counts()).transpose()?;
+    let unpriced = store
+        .as_ref()
+        .map(|s| s.unpriced_models())
+        .transpose()?
+        .unwrap_or_default();
+    let warned: Vec<_> = match &store {
+        Some(s) => {
+            let mut files: Vec<_> = s
+                .files()?
+                .into_values()
+                .filter(|f| f.warnings > 0)
+                .collect();
+            files.sort_by_key(|f| std::cmp::Reverse(f.warnings));
+            files
+        }
+        None => Vec::new(),
+    };
+    let missing = store
+        .as_ref()
+        .map(|s| s.files().map(|f| crate::ingest::missing_files(&f)))
+        .transpose()?
+        .unwrap_or_default();
+    let config_exists = ctx.config_path.as_ref().is_some_and(|p| p.exists());
+    let table = PriceTable::bundled();
+
+    if args.json {
+        let doc = json!({
+            "data_dir": ctx.data_dir,
+            "store": { "path": store_path, "exists": store.is_some(),
+                       "size_bytes": std::fs::metadata(&store_path).map(|m| m.len()).ok(),
+                       "sessions": counts.map(|c| c.0), "traces": counts.map(|c| c.1),
+                       "observations": counts.map(|c| c.2), "files": counts.map(|c| c.3) },
+            "config": { "path": ctx.config_path, "exists": config_exists,
+                        "capture": ctx.config.capture.clone().unwrap_or_else(|| "full".into()),
+                        "channel": ctx.config.channel, "user": ctx.config.user, "channel_rules": ctx.config.channels.len(),
+                        "price_overrides": ctx.config.prices.keys().collect::<Vec<_>>() },
+            "prices": { "table": BUNDLED_VERSION, "models": table.models.len() },
+            "sources": found.iter().map(|(r, exists, n, bytes)| json!({
+                "agent": r.agent.map(|a| a.as_str()), "dir": r.dir, "origin": r.origin, "exists": exists, "files": n, "bytes": bytes,
+            })).collect::<Vec<_>>(),
+            "files_with_warnings": warned.iter().map(|f| json!({ "path": f.path, "warnings": f.warnings, "last": f.last_warning })).collect::<Vec<_>>(),
+            "files_gone_from_disk": missing,
+            "unpriced_models": unpriced.iter().map(|(p, m, n)| json!({ "provider": p, "model": m, "generations": n })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+
+    println!("Sources");
+    for (root, exists, n, bytes) in &found {
+        let agent = root.agent.map(|a| a.as_str()).unwrap_or("any");
+        if *exists {
+            println!(
+                "  {agent:<4} {}  ({}): {n} session file(s), {:.1} MB",
+                root.dir.display(),
+                root.origin,
+                *bytes as f64 / 1e6
+            );
+        } else {
+            println!(
+                "  {agent:<4} {}  ({}): not found",
+                root.dir.display(),
+                root.origin
+            );
+        }
+    }
+    println!("\nStore");
+    println!(
+        "  {}{}",
+        store_path.display(),
+        if store.is_some() {
+            ""
+        } else {
+            " (not created yet: run `tokentrace report`)"
+        }
+    );
+    if let Some((s, t, o, f)) = counts {
+        println!("  {s} sessions, {t} traces, {o} observations from {f} files");
+    }
+    println!("\nConfig");
+    match &ctx.config_path {
+        Some(p) => println!(
+            "  {}{}",
+            p.display(),
+            if config_exists {
+                ""
+            } else {
+                " (none: defaults in effect)"
+            }
+        ),
+        None => println!("  no config location (neither $XDG_CONFIG_HOME nor $HOME set)"),
+    }
+    println!(
+        "  capture policy: {}",
+        ctx.config.capture.as_deref().unwrap_or("full")
+    );
+    println!(
+        "  channel: {}  user: {}  channel rules: {}",
+        ctx.config.channel.as_deref().unwrap_or("-"),
+        ctx.config.user.as_deref().unwrap_or("-"),
+        ctx.config.channels.len()
+    );
+    println!(
+        "  prices: {BUNDLED_VERSION} ({} models), {} override(s)",
+        table.models.len(),
+        ctx.config.prices.len()
+    );
+    if !warned.is_empty() {
+        println!("\nFiles with skipped or repaired lines");
+        for f in warned.iter().take(10) {
+            println!(
+                "  {} — {} warning(s), last: {}",
+                f.path,
+                f.warnings,
+                f.last_warning.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if !missing.is_empty() {
+        println!(
+            "\n{} imported file(s) are gone from disk; their data stays in the store.",
+            missing.len()
+        );
+    }
+    if unpriced.is_empty() {
+        println!("\nUnpriced models: none");
+    } else {
+        println!("\nUnpriced models (tokens without a price; add [prices.\"MODEL\"] to the config file):");
+        for (p, m, n) in &unpriced {
+            println!(
+                "  {}{m}: {n} generation(s)",
+                p.as_deref().map(|p| format!("{p}/")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Command line: one file per command; this file holds the options they share and the common setup
+//! (data directory, config, discovery, import).
+
+mod doctor;
+mod prices;
+mod report;
+mod show;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{config_path, Config};
+use crate::ingest::{self, Enricher, ImportSummary};
+use crate::model::Agent;
+use crate::sources::{self, DiscoveredFile, Env, Root};
+use crate::store::{Store, DB_FILE};
+
+const AFTER_HELP: &str = "\
+Examples:
+  tokentrace report daily                      cost and tokens per day, all agents
+  tokentrace report session --since 2026-11-01 one row per session since November
+  tokentrace report model --json               per-model totals as JSON
+  tokentrace report session --path examples    sessions read from a folder instead of the agents' own
+  tokentrace show 01a2065e                     the trace tree of a session (id prefix) or trace
+  tokentrace prices claude-sonnet-4-5          which price applies to a model, and why
+  tokentrace doctor                            what was found where
+
+Data lives in $XDG_DATA_HOME/tokentrace (override: --data-dir, TOKENTRACE_DATA_DIR).
+Config: $XDG_CONFIG_HOME/tokentrace/config.toml (override: --config, TOKENTRACE_CONFIG).";
+
+/// Full visibility into what your AI coding agents do and what they cost.
+///
+/// tokentrace reads the session files your agents already write (pi, oh-my-pi), models every run as a
+/// trace tree (prompt → turn → model call / tool call), prices it, keeps it in a local store and reports
+/// on it — no backend needed.
+#[derive(Debug, Parser)]
+#[command(name = "tokentrace", version, about, long_about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Directory of the store (default: $XDG_DATA_HOME/tokentrace).
+    #[arg(long, global = true, env = "TOKENTRACE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file (default: $XDG_CONFIG_HOME/tokentrace/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log more (-v: info, -vv: debug). Also: TOKENTRACE_DEBUG=1.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import what is new, then report tokens and cost grouped by day, session, model, …
+    Report(report::ReportArgs),
+    /// Print the trace tree of a session or trace (id or unique prefix).
+    Show(show::ShowArgs),
+    /// Show what was discovered where, the config in effect, the store and unpriced models.
+    Doctor(doctor::DoctorArgs),
+    /// Show the price tokentrace uses for a model and where it comes from.
+    Prices(prices::PricesArgs),
+}
+
+/// Where sessions are read from: `--source` and `--path`, shared by commands that import.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SourceArgs {
+    /// Only these agents (repeatable or comma-separated): pi, omp.
+    #[arg(long, value_delimiter = ',', value_name = "AGENT")]
+    pub source: Vec<String>,
+    /// Read sessions from DIR (searched recursively; the agent is detected from each file) instead of the
+    /// agents' default locations. Repeatable. Reports then cover only sessions from these paths.
+    #[arg(long, value_name = "DIR")]
+    pub path: Vec<PathBuf>,
+    /// Do not import before reporting: use the store as it is.
+    #[arg(long)]
+    pub no_import: bool,
+}
+
+impl SourceArgs {
+    /// The agents selected by `--source` (all when empty). Errors name the unknown agent.
+    pub fn agents(&self) -> Result<Vec<Agent>> {
+        if self.source.is_empty() {
+            return Ok(Agent::ALL.to_vec());
+        }
+        self.source
+            .iter()
+            .map(|s| {
+                Agent::parse(s).with_context(|| {
+                    format!(
+                        "unknown --source '{s}': expected one of {}",
+                        Agent::ALL.map(|a| a.as_str()).join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// `--path` values made absolute (so store paths are stable whatever the working directory).
+    pub fn paths(&self) -> Result<Vec<PathBuf>> {
+        self.path
+            .iter()
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .with_context(|| format!("--path {}: no such directory", p.display()))
+            })
+            .collect()
+    }
+}
+
+/// Everything a command needs: environment, config, data directory.
+pub struct Context {
+    pub env: Env,
+    pub config: Config,
+    pub config_path: Option<PathBuf>,
+    pub data_dir: PathBuf,
+}
+
+impl Context {
+    pub fn new(global: &Global) -> Result<Context> {
+        let env = Env::from_process();
+        let config_path = config_path(global.config.as_deref(), &env);
+        let config = Config::load(config_path.as_deref())?.with_env(&env)?;
+        let data_dir = match &global.data_dir {
+            Some(d) => d.clone(),
+            None => default_data_dir(&env)?,
+        };
+        Ok(Context {
+            env,
+            config,
+            config_path,
+            data_dir,
+        })
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join(DB_FILE)
+    }
+
+    pub fn open_store(&self) -> Result<Store> {
+        Store::open(&self.store_path())
+    }
+
+    /// The roots to search: `--path` directories, else the agents' default locations.
+    pub fn roots(&self, src: &SourceArgs) -> Result<Vec<Root>> {
+        let agents = src.agents()?;
+        let paths = src.paths()?;
+        if paths.is_empty() {
+            return Ok(sources::default_roots(&self.env, &agents));
+        }
+        Ok(paths
+            .into_iter()
+            .map(|dir| Root {
+                agent: None,
+                dir,
+                origin: "--path".into(),
+            })
+            .collect())
+    }
+
+    /// Discovers and imports; returns the summary.
+    pub fn import(&self, store: &mut Store, src: &SourceArgs) -> Result<ImportSummary> {
+        let agents = src.agents()?;
+        let roots = self.roots(src)?;
+        let files: Vec<DiscoveredFile> = sources::discover(&roots, &agents);
+        let enricher = Enricher::new(self.config.clone(), self.env.home.clone());
+        let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        ingest::import(store, &files, &enricher, interactive)
+    }
+}
+
+/// `$XDG_DATA_HOME/tokentrace`, else `~/.local/share/tokentrace`.
+fn default_data_dir(env: &Env) -> Result<PathBuf> {
+    if let Some(x) = env.var("XDG_DATA_HOME") {
+        return Ok(Path::new(x).join("tokentrace"));
+    }
+    let home = env.home.clone().context(
+        "cannot tell where to keep data: neither $XDG_DATA_HOME nor $HOME is set; pass --data-dir",
+    )?;
+    Ok(home.join(".local/share/tokentrace"))
+}
+
+/// Prints import warnings in short form on stderr.
+pub fn print_import_warnings(summary: &ImportSummary) {
+    if summary.warnings == 0 {
+        return;
+    }
+    eprintln!(
+        "tokentrace: {} warning(s) while importing; affected lines were skipped or repaired, nothing else was lost:",
+        summary.warnings
+    );
+    for w in summary.warning_samples.iter().take(5) {
+        eprintln!("  {w}");
+    }
+    if summary.warnings > 5 {
+        eprintln!("  … (`tokentrace doctor` lists files with warnings; -v prints every one)");
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let ctx = Context::new(&cli.global)?;
+    match cli.command {
+        Command::Report(args) => report::run(&ctx, args),
+        Command::Show(args) => show::run(&ctx, args),
+        Command::Doctor(args) => doctor::run(&ctx, args),
+        Command::Prices(args) => prices::run(&ctx, args),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let debug_env = std::env::var("TOKENTRACE_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
+    let level = match (verbose, debug_env) {
+        (_, true) | (2.., _) => "debug",
+        (1, _) => "info",
+        // Import warnings are summarized by the commands; -v shows each one as it happens.
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTRACE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("tokentrace={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,120 @@
+//! `tokentrace report [GROUPING]`: import what is new, then print totals per group.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use super::{print_import_warnings, Context, SourceArgs};
+use crate::report::{aggregate, render_json, render_table, Grouping, Window};
+use crate::store::read::Filter;
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// How to group rows.
+    #[arg(value_enum, default_value = "daily")]
+    pub grouping: Grouping,
+    /// First day to include (YYYY-MM-DD or YYYYMMDD, in --tz).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub since: Option<Date>,
+    /// Last day to include (inclusive).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub until: Option<Date>,
+    /// Time zone for days, weeks and months (IANA name such as Europe/Berlin, or UTC). Default: local.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Only sessions whose working directory contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub project: Option<String>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `2026-11-23` or `20261123`.
+pub fn parse_date(s: &str) -> Result<Date, String> {
+    let normalized = if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}-{}-{}", &s[..4], &s[4..6], &s[6..])
+    } else {
+        s.to_string()
+    };
+    normalized
+        .parse::<Date>()
+        .map_err(|e| format!("'{s}' is not a date (YYYY-MM-DD or YYYYMMDD): {e}"))
+}
+
+pub fn time_zone(name: Option<&str>) -> Result<TimeZone> {
+    match name {
+        None => Ok(TimeZone::system()),
+        Some(n) if n.eq_ignore_ascii_case("utc") => Ok(TimeZone::UTC),
+        Some(n) if n.eq_ignore_ascii_case("local") => Ok(TimeZone::system()),
+        Some(n) => TimeZone::get(n).with_context(|| {
+            format!("unknown time zone '{n}' (use an IANA name like Europe/Berlin, or UTC)")
+        }),
+    }
+}
+
+pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
+    let window = Window {
+        tz: time_zone(args.tz.as_deref())?,
+        since: args.since,
+        until: args.until,
+    };
+    if let (Some(s), Some(u)) = (args.since, args.until) {
+        anyhow::ensure!(s <= u, "--since {s} is after --until {u}");
+    }
+    let mut store = ctx.open_store()?;
+    if !args.sources.no_import {
+        let summary = ctx.import(&mut store, &args.sources)?;
+        print_import_warnings(&summary);
+    }
+    let filter = Filter {
+        agents: args
+            .sources
+            .agents()?
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect(),
+        project: args.project.clone(),
+        path_prefixes: args
+            .sources
+            .paths()?
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+    };
+    let sessions: BTreeMap<String, _> = store
+        .sessions(&filter)?
+        .into_iter()
+        .map(|s| (s.key.clone(), s))
+        .collect();
+    let mut facts = Vec::new();
+    store.for_each_fact(&filter, |f| facts.push(f))?;
+    let mut agg = aggregate(args.grouping, &window, &sessions, facts);
+    if args.grouping == Grouping::Session && !window.is_bounded() {
+        // Sessions without any prompt or call still exist.
+        for key in sessions.keys() {
+            agg.rows.entry(key.clone()).or_default();
+        }
+    }
+    if args.json {
+        let doc = render_json(args.grouping, &window, &agg, &sessions);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if agg.rows.is_empty() {
+        println!(
+            "No agent sessions found{}. Run `tokentrace doctor` to see where tokentrace looked.",
+            if window.is_bounded() {
+                " in this date range"
+            } else {
+                ""
+            }
+        );
+    } else {
+        println!("{}", render_table(args.grouping, &window, &agg, &sessions));
+    }
+    Ok(())
+}

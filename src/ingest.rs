@@ -1,0 +1,349 @@
+//! The import pipeline: file bytes → source parser → model records → pricing → privacy → store.
+//!
+//! Incremental: each file is read from the offset the store saved, in chunks of complete lines; each chunk
+//! is one store transaction together with the new offset and parser checkpoint. A file whose size, mtime
+//! and inode are unchanged is skipped without being opened. A file that shrank, was replaced, or whose first
+//! bytes changed (pi migrations rewrite whole files; oh-my-pi rewrites its title slot in place) is re-read
+//! from the start, replacing what was imported from it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, DEFAULT_MAX_FIELD_CHARS};
+use crate::model::Record;
+use crate::pricing::Pricer;
+use crate::privacy;
+use crate::sources::reader::ChunkReader;
+use crate::sources::{DiscoveredFile, LineIssue, Parser};
+use crate::store::{FileRow, FileUpdate, Store};
+
+/// Bytes of a file's head whose hash detects in-place rewrites.
+const HEAD_BYTES: u64 = 1024;
+
+/// Enrichment applied to every record before it is stored.
+pub struct Enricher {
+    pricer: Pricer,
+    config: Config,
+    home: Option<std::path::PathBuf>,
+    max_chars: usize,
+}
+
+impl Enricher {
+    pub fn new(config: Config, home: Option<std::path::PathBuf>) -> Enricher {
+        Enricher {
+            pricer: Pricer::new(config.prices.clone()),
+            max_chars: config.max_field_chars.unwrap_or(DEFAULT_MAX_FIELD_CHARS),
+            config,
+            home,
+        }
+    }
+
+    /// Prices generations, caps text fields, sets channel and user.
+    pub fn apply(&self, records: &mut [Record]) {
+        for record in records {
+            match record {
+                Record::Observation(o) => {
+                    self.pricer.price(o);
+                    privacy::cap_field(&mut o.input, self.max_chars);
+                    privacy::cap_field(&mut o.output, self.max_chars);
+                    privacy::cap_field(&mut o.status_message, self.max_chars);
+                    if let Some(m) = o.metadata.as_mut() {
+                        privacy::cap_json(m, self.max_chars);
+                    }
+                }
+                Record::Trace(t) => {
+                    privacy::cap_field(&mut t.input, self.max_chars);
+                    privacy::cap_field(&mut t.output, self.max_chars);
+                }
+                Record::Session(s) => {
+                    s.channel = self
+                        .config
+                        .channel_for(s.cwd.as_deref(), self.home.as_deref());
+                    s.user = self.config.user.clone();
+                }
+            }
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ImportSummary {
+    pub files_seen: u64,
+    /// Files that had new bytes.
+    pub files_read: u64,
+    /// Files re-read from the start because they were rewritten.
+    pub files_restarted: u64,
+    pub bytes_read: u64,
+    pub records: u64,
+    /// Line problems (corrupt JSON, invalid UTF-8) and unreadable files.
+    pub warnings: u64,
+    /// The first few warnings, as `path:offset: message`.
+    pub warning_samples: Vec<String>,
+}
+
+impl ImportSummary {
+    fn warn(&mut self, text: String) {
+        tracing::warn!("{text}");
+        self.warnings += 1;
+        if self.warning_samples.len() < 20 {
+            self.warning_samples.push(text);
+        }
+    }
+}
+
+/// Progress display: hidden until the import has run for a moment, and only on a terminal.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    started: Instant,
+    shown: bool,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(total_bytes: u64, enabled: bool) -> Progress {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total_bytes),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} importing {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        Progress {
+            bar,
+            started: Instant::now(),
+            shown: false,
+            enabled,
+        }
+    }
+
+    fn inc(&mut self, bytes: u64, what: &str) {
+        self.bar.inc(bytes);
+        if self.enabled && !self.shown && self.started.elapsed() > Duration::from_millis(300) {
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+        if self.shown {
+            self.bar.set_message(what.to_string());
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn head_hash(file: &File, len: u64) -> std::io::Result<String> {
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    let digest = Sha256::digest(&buf);
+    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
+/// Imports whatever is new in `files`. Problems with single files or lines are warnings; only store
+/// errors abort.
+pub fn import(
+    store: &mut Store,
+    files: &[DiscoveredFile],
+    enricher: &Enricher,
+    show_progress: bool,
+) -> Result<ImportSummary> {
+    let known = store.files()?;
+    let mut summary = ImportSummary::default();
+    // Stat everything first: the unchanged majority costs one stat each, and the bar gets a total.
+    let mut work = Vec::new();
+    let mut total = 0u64;
+    for file in files {
+        summary.files_seen += 1;
+        let path = file.path.to_string_lossy().into_owned();
+        let meta = match std::fs::metadata(&file.path) {
+            Ok(m) => m,
+            Err(e) => {
+                summary.warn(format!("{path}: cannot read: {e}"));
+                continue;
+            }
+        };
+        let prev = known.get(&path);
+        if let Some(prev) = prev {
+            if prev.dev == meta.dev()
+                && prev.ino == meta.ino()
+                && prev.size == meta.len()
+                && prev.mtime_ns == mtime_ns(&meta)
+            {
+                continue;
+            }
+        }
+        total += meta.len().saturating_sub(prev.map_or(0, |p| p.offset));
+        work.push((file, path, meta));
+    }
+    let mut progress = Progress::new(total, show_progress);
+    for (file, path, meta) in work {
+        if let Err(e) = import_file(
+            store,
+            file,
+            &path,
+            &meta,
+            known.get(&path),
+            enricher,
+            &mut summary,
+            &mut progress,
+        ) {
+            if e.downcast_ref::<rusqlite::Error>().is_some() {
+                progress.finish();
+                return Err(e.context(format!("store error while importing {path}")));
+            }
+            summary.warn(format!("{path}: {e:#}"));
+        }
+    }
+    progress.finish();
+    Ok(summary)
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn import_file(
+    store: &mut Store,
+    file: &DiscoveredFile,
+    path: &str,
+    meta: &std::fs::Metadata,
+    prev: Option<&FileRow>,
+    enricher: &Enricher,
+    summary: &mut ImportSummary,
+    progress: &mut Progress,
+) -> Result<()> {
+    let handle = File::open(&file.path)?;
+    let size = meta.len();
+    // Decide where to start: the saved offset, unless the file was replaced, shrank or its head changed.
+    let mut resume = prev.filter(|p| {
+        p.dev == meta.dev()
+            && p.ino == meta.ino()
+            && p.agent == file.agent.as_str()
+            && p.offset <= size
+            && p.head_len <= size
+            && head_hash(&handle, p.head_len).ok().as_deref() == Some(p.head_hash.as_str())
+    });
+    let mut parser = match resume.and_then(|p| p.checkpoint.as_deref()) {
+        Some(cp) => match Parser::resume(file.agent, &file.path, cp) {
+            Some(parser) => parser,
+            None => {
+                resume = None;
+                Parser::new(file.agent, &file.path)
+            }
+        },
+        None => {
+            resume = None;
+            Parser::new(file.agent, &file.path)
+        }
+    };
+    let mut restart = resume.is_none();
+    if restart && prev.is_some() {
+        summary.files_restarted += 1;
+    }
+    let start = resume.map_or(0, |p| p.offset);
+    let mut reader = ChunkReader::new(&handle, start)?;
+    let mut records = Vec::new();
+    let mut issues: Vec<LineIssue> = Vec::new();
+    let mut read_any = false;
+    loop {
+        records.clear();
+        issues.clear();
+        let before = reader.offset();
+        let more = reader.next_chunk(|line| parser.line(&line, &mut records, &mut issues))?;
+        if !more {
+            break;
+        }
+        read_any = true;
+        parser.end_chunk(&mut records);
+        enricher.apply(&mut records);
+        let offset = reader.offset();
+        let head_len = offset.min(HEAD_BYTES);
+        let hash = head_hash(&handle, head_len)?;
+        for issue in &issues {
+            summary.warn(format!("{path}:{}: {}", issue.offset, issue.message));
+        }
+        let last_warning = issues
+            .last()
+            .map(|i| format!("byte {}: {}", i.offset, i.message));
+        let checkpoint = parser.checkpoint();
+        store.apply_chunk(
+            &FileUpdate {
+                path,
+                agent: file.agent.as_str(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                size,
+                mtime_ns: mtime_ns(meta),
+                head_len,
+                head_hash: &hash,
+                offset,
+                checkpoint: Some(&checkpoint),
+                new_warnings: issues.len() as u64,
+                last_warning: last_warning.as_deref(),
+            },
+            restart,
+            &records,
+        )?;
+        restart = false;
+        summary.records += records.len() as u64;
+        summary.bytes_read += offset - before;
+        progress.inc(offset - before, &short_name(&file.path));
+    }
+    if read_any {
+        summary.files_read += 1;
+    } else {
+        // Nothing complete to read (empty file, or only a partial line): remember size and mtime so the next
+        // run skips it until it changes, keeping the saved offset.
+        let offset = start;
+        let head_len = offset.min(HEAD_BYTES);
+        let hash = head_hash(&handle, head_len)?;
+        let checkpoint = parser.checkpoint();
+        store.apply_chunk(
+            &FileUpdate {
+                path,
+                agent: file.agent.as_str(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                size,
+                mtime_ns: mtime_ns(meta),
+                head_len,
+                head_hash: &hash,
+                offset,
+                checkpoint: Some(&checkpoint),
+                new_warnings: 0,
+                last_warning: None,
+            },
+            restart,
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+fn short_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Store paths of files that are gone from disk: kept in the store (their data stays reportable).
+pub fn missing_files(known: &HashMap<String, FileRow>) -> Vec<String> {
+    known
+        .keys()
+        .filter(|p| !Path::new(p).exists())
+        .cloned()
+        .collect()
+}

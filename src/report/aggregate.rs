@@ -1,0 +1,302 @@
+//! Aggregation of store facts into report rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::model::CostSource;
+use crate::store::read::{Fact, FactKind, SessionRow};
+
+/// How rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Grouping {
+    /// One row per calendar day (in `--tz`).
+    Daily,
+    /// One row per ISO week, keyed by its Monday.
+    Weekly,
+    /// One row per calendar month.
+    Monthly,
+    /// One row per agent session.
+    Session,
+    /// One row per model (the model the provider answered with, else the requested one).
+    Model,
+    /// One row per project (session working directory).
+    Project,
+    /// One row per channel (config rules, `TOKENTRACE_CHANNEL`).
+    Channel,
+    /// One row per agent program.
+    Agent,
+    /// One row per tool: calls, errors, time spent.
+    Tool,
+}
+
+impl Grouping {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grouping::Daily => "daily",
+            Grouping::Weekly => "weekly",
+            Grouping::Monthly => "monthly",
+            Grouping::Session => "session",
+            Grouping::Model => "model",
+            Grouping::Project => "project",
+            Grouping::Channel => "channel",
+            Grouping::Agent => "agent",
+            Grouping::Tool => "tool",
+        }
+    }
+}
+
+/// Token sums as reports show them (`cache_write` = 5m + 1h).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tokens {
+    pub input: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub output: u64,
+    pub reasoning: u64,
+}
+
+/// Counters of one row (or of all rows).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub prompts: u64,
+    pub generations: u64,
+    pub generation_errors: u64,
+    pub tool_calls: u64,
+    pub tool_errors: u64,
+    pub subagents: u64,
+    pub tokens: Tokens,
+    /// pico-USD.
+    pub cost_pico: i64,
+    /// Cost sources of priced generations with tokens or an agent figure.
+    pub cost_sources: BTreeSet<&'static str>,
+    /// Models whose tokens had no price.
+    pub unpriced_models: BTreeSet<String>,
+    /// Summed duration of tool calls, ms.
+    pub tool_duration_ms: i64,
+    pub sessions: BTreeSet<String>,
+}
+
+impl Totals {
+    /// Adds one fact.
+    pub fn add(&mut self, fact: &Fact) {
+        self.sessions.insert(fact.session_key.clone());
+        match fact.kind {
+            FactKind::Prompt => self.prompts += 1,
+            FactKind::Subagent => self.subagents += 1,
+            FactKind::Tool => {
+                self.tool_calls += 1;
+                self.tool_errors += u64::from(fact.error);
+                self.tool_duration_ms += fact.duration_ms.unwrap_or(0).max(0);
+            }
+            FactKind::Generation => {
+                self.generations += 1;
+                self.generation_errors += u64::from(fact.error);
+                let u = &fact.usage;
+                self.tokens.input += u.input;
+                self.tokens.cache_read += u.cache_read;
+                self.tokens.cache_write += u.cache_write();
+                self.tokens.output += u.output;
+                self.tokens.reasoning += u.reasoning;
+                self.cost_pico += fact.cost_pico;
+                if fact.unpriced {
+                    let model = match (&fact.provider, &fact.model) {
+                        (Some(p), Some(m)) => format!("{p}/{m}"),
+                        (None, Some(m)) => m.clone(),
+                        _ => "unknown".into(),
+                    };
+                    self.unpriced_models.insert(model);
+                } else if fact.cost_source != CostSource::None {
+                    self.cost_sources.insert(fact.cost_source.as_str());
+                }
+            }
+        }
+    }
+
+    /// `agent`, `table`, `override`, `mixed`, or `none` when nothing was priced.
+    pub fn cost_source(&self) -> &'static str {
+        match self.cost_sources.len() {
+            0 => "none",
+            1 => self.cost_sources.iter().next().copied().unwrap_or("none"),
+            _ => "mixed",
+        }
+    }
+}
+
+/// Inclusive date range in the report's time zone.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub tz: TimeZone,
+    pub since: Option<Date>,
+    pub until: Option<Date>,
+}
+
+impl Window {
+    /// The date of a timestamp in the window's zone.
+    pub fn date(&self, ms: i64) -> Option<Date> {
+        jiff::Timestamp::from_millisecond(ms)
+            .ok()
+            .map(|t| t.to_zoned(self.tz.clone()).date())
+    }
+
+    /// True when a fact at `ms` falls inside the window (facts without a time are kept only without bounds).
+    pub fn contains(&self, ms: Option<i64>) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Some(date) = ms.and_then(|ms| self.date(ms)) else {
+            return false;
+        };
+        self.since.is_none_or(|s| date >= s) && self.until.is_none_or(|u| date <= u)
+    }
+
+    pub fn is_bounded(&self) -> bool {
+        self.since.is_some() || self.until.is_some()
+    }
+}
+
+/// Rows keyed by group, in key order, plus the totals.
+#[derive(Debug, Default)]
+pub struct Aggregate {
+    pub rows: BTreeMap<String, Totals>,
+    pub totals: Totals,
+}
+
+/// Groups facts. `sessions` maps session keys to their rows (for project, channel and agent groupings).
+pub fn aggregate(
+    grouping: Grouping,
+    window: &Window,
+    sessions: &BTreeMap<String, SessionRow>,
+    facts: impl IntoIterator<Item = Fact>,
+) -> Aggregate {
+    let mut agg = Aggregate::default();
+    for fact in facts {
+        if !window.contains(fact.ts_ms) {
+            continue;
+        }
+        let session = sessions.get(&fact.session_key);
+        let key = match grouping {
+            Grouping::Daily | Grouping::Weekly | Grouping::Monthly => {
+                let ms = fact.ts_ms.or_else(|| session.and_then(|s| s.start_ms));
+                match ms.and_then(|ms| window.date(ms)) {
+                    Some(d) => period_key(grouping, d),
+                    None => "unknown".into(),
+                }
+            }
+            Grouping::Session => fact.session_key.clone(),
+            Grouping::Model => match fact.kind {
+                FactKind::Generation => fact.model.clone().unwrap_or_else(|| "unknown".into()),
+                _ => continue,
+            },
+            Grouping::Tool => match fact.kind {
+                FactKind::Tool => fact.name.clone(),
+                _ => continue,
+            },
+            Grouping::Project => session
+                .and_then(|s| s.cwd.clone())
+                .unwrap_or_else(|| "(unknown)".into()),
+            Grouping::Channel => session
+                .and_then(|s| s.channel.clone())
+                .unwrap_or_else(|| "(none)".into()),
+            Grouping::Agent => session
+                .map(|s| s.agent.clone())
+                .unwrap_or_else(|| "unknown".into()),
+        };
+        agg.rows.entry(key).or_default().add(&fact);
+        agg.totals.add(&fact);
+    }
+    agg
+}
+
+fn period_key(grouping: Grouping, d: Date) -> String {
+    match grouping {
+        Grouping::Weekly => {
+            let monday = d
+                .checked_sub(jiff::Span::new().days(i64::from(d.weekday().to_monday_zero_offset())))
+                .unwrap_or(d);
+            monday.to_string()
+        }
+        Grouping::Monthly => format!("{:04}-{:02}", d.year(), d.month()),
+        _ => d.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Usage;
+
+    fn fact(kind: FactKind, ts: i64, model: &str, input: u64, cost: i64) -> Fact {
+        Fact {
+            kind,
+            session_key: "pi:s".into(),
+            ts_ms: Some(ts),
+            name: model.into(),
+            model: Some(model.into()),
+            provider: None,
+            error: false,
+            usage: Usage {
+                input,
+                ..Default::default()
+            },
+            cost_pico: cost,
+            cost_source: CostSource::Agent,
+            unpriced: false,
+            duration_ms: None,
+        }
+    }
+
+    #[test]
+    fn days_follow_the_time_zone() {
+        // 2026-11-23T23:30Z is the 23rd in UTC and the 24th in Berlin (UTC+1).
+        let ts = 1_795_476_600_000;
+        let facts = || {
+            vec![
+                fact(FactKind::Generation, ts, "m", 10, 5),
+                fact(FactKind::Generation, ts - 86_400_000, "m", 1, 1),
+            ]
+        };
+        let utc = Window {
+            tz: TimeZone::UTC,
+            since: None,
+            until: None,
+        };
+        let berlin = Window {
+            tz: TimeZone::get("Europe/Berlin").unwrap(),
+            since: None,
+            until: None,
+        };
+        let sessions = BTreeMap::new();
+        let a = aggregate(Grouping::Daily, &utc, &sessions, facts());
+        assert_eq!(
+            a.rows.keys().collect::<Vec<_>>(),
+            vec!["2026-11-22", "2026-11-23"]
+        );
+        let b = aggregate(Grouping::Daily, &berlin, &sessions, facts());
+        assert_eq!(
+            b.rows.keys().collect::<Vec<_>>(),
+            vec!["2026-11-23", "2026-11-24"]
+        );
+        assert_eq!(b.rows["2026-11-24"].tokens.input, 10);
+        assert_eq!(b.totals.cost_pico, 6);
+        let weekly = aggregate(Grouping::Weekly, &utc, &sessions, facts());
+        assert_eq!(
+            weekly.rows.keys().collect::<Vec<_>>(),
+            vec!["2026-11-16", "2026-11-23"]
+        );
+        let since = Window {
+            tz: TimeZone::UTC,
+            since: Some(jiff::civil::date(2026, 11, 23)),
+            until: None,
+        };
+        assert_eq!(
+            aggregate(Grouping::Monthly, &since, &sessions, facts())
+                .totals
+                .tokens
+                .input,
+            10
+        );
+    }
+}

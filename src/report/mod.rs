@@ -1,0 +1,13 @@
+//! Reports: aggregation of the store's facts and their rendering as a table or JSON.
+//!
+//! `report session --json` has a fixed shape that later checks and tools depend on:
+//! `{"sessions":[{"agent","agent_version","session_id","project","start","end","prompts","generations",
+//! "generation_errors","tool_calls","tool_errors","subagents","tokens":{"input","cache_read","cache_write",
+//! "output","reasoning"},"cost_usd","cost_source","unpriced_models":[]}],"totals":{…same counters and tokens,
+//! "cost_usd"}}`. Other groupings print `{"grouping", "rows":[{"key", …counters}], "totals"}`.
+
+pub mod aggregate;
+mod render;
+
+pub use aggregate::{aggregate, Aggregate, Grouping, Totals, Window};
+pub use render::{render_json, render_table};

@@ -1,0 +1,77 @@
+//! pi and oh-my-pi session files (format notes and counting rules: `README.md` in this folder).
+
+pub mod format;
+pub mod parser;
+pub mod paths;
+
+use std::path::Path;
+
+use crate::model::Agent;
+
+/// Detects a pi or oh-my-pi session file from its first bytes.
+///
+/// pi files start with the header `{"type":"session",…}`; oh-my-pi files start with a 256-byte title slot
+/// `{"type":"title",…}` followed by the header. An oh-my-pi header without the title slot is told apart by
+/// its location under `.omp/`.
+pub fn detect(head: &[u8], path: &Path) -> Option<Agent> {
+    let first = head.split(|b| *b == b'\n').next()?;
+    let first: serde_json::Value = match serde_json::from_slice(first) {
+        Ok(v) => v,
+        // A header longer than the probe: fall back to a prefix check.
+        Err(_) => {
+            let text = String::from_utf8_lossy(first);
+            let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            return if compact.starts_with("{\"type\":\"title\"") {
+                Some(Agent::Omp)
+            } else if compact.starts_with("{\"type\":\"session\"") {
+                Some(pi_or_omp(path))
+            } else {
+                None
+            };
+        }
+    };
+    match first.get("type").and_then(|t| t.as_str()) {
+        Some("title") => Some(Agent::Omp),
+        Some("session") if first.get("cwd").is_some() || first.get("id").is_some() => {
+            Some(pi_or_omp(path))
+        }
+        _ => None,
+    }
+}
+
+fn pi_or_omp(path: &Path) -> Agent {
+    if path.components().any(|c| c.as_os_str() == ".omp") {
+        Agent::Omp
+    } else {
+        Agent::Pi
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_pi_and_omp_from_content() {
+        let p = Path::new("/x/s.jsonl");
+        assert_eq!(
+            detect(
+                b"{\"type\":\"session\",\"version\":3,\"id\":\"a\",\"cwd\":\"/t\"}\n",
+                p
+            ),
+            Some(Agent::Pi)
+        );
+        assert_eq!(
+            detect(
+                b"{\"type\":\"title\",\"v\":1,\"title\":\"\"}\n{\"type\":\"session\"}\n",
+                p
+            ),
+            Some(Agent::Omp)
+        );
+        assert_eq!(
+            detect(b"{\"type\":\"user\",\"sessionId\":\"x\"}\n", p),
+            None
+        );
+        assert_eq!(detect(b"not json", p), None);
+    }
+}

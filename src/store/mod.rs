@@ -1,0 +1,146 @@
+//! The embedded store: SQLite (bundled, WAL) at `$XDG_DATA_HOME/tokentrace/tokentrace.db` (DESIGN §5).
+//!
+//! Writes happen in [`Store::apply_chunk`]: one transaction upserts a chunk of records and advances the
+//! file's offset and parser checkpoint together, so a crash at any point loses and duplicates nothing.
+//! Reads for reports, `show` and `doctor` are in [`read`].
+
+pub mod read;
+mod write;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use write::FileUpdate;
+
+/// Current schema version (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// The store file name inside the data directory.
+pub const DB_FILE: &str = "tokentrace.db";
+
+/// What the store knows about one session file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub id: i64,
+    pub path: String,
+    pub agent: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Number of leading bytes `head_hash` covers.
+    pub head_len: u64,
+    pub head_hash: String,
+    /// Bytes consumed (at a line boundary).
+    pub offset: u64,
+    pub checkpoint: Option<String>,
+    pub warnings: u64,
+    pub last_warning: Option<String>,
+}
+
+/// An open store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, in WAL mode, with the schema applied.
+    ///
+    /// Errors: the directory cannot be created, the file is not a SQLite database, or it was written by a
+    /// newer tokentrace (schema version above this build's).
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open store {}", path.display()))?;
+        Self::init(conn, path.to_path_buf())
+    }
+
+    /// An in-memory store (tests).
+    pub fn open_in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?, PathBuf::from(":memory:"))
+    }
+
+    fn init(conn: Connection, path: PathBuf) -> Result<Store> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            anyhow::bail!(
+                "store {} has schema version {version}, newer than this tokentrace understands ({SCHEMA_VERSION}); upgrade tokentrace or use another --data-dir",
+                path.display()
+            );
+        }
+        conn.execute_batch(SCHEMA)
+            .context("cannot apply the store schema")?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Store { conn, path })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every known file, by path.
+    pub fn files(&self) -> Result<HashMap<String, FileRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, checkpoint, warnings, last_warning FROM files",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FileRow {
+                id: r.get(0)?,
+                path: r.get(1)?,
+                agent: r.get(2)?,
+                dev: r.get::<_, i64>(3)? as u64,
+                ino: r.get::<_, i64>(4)? as u64,
+                size: r.get::<_, i64>(5)? as u64,
+                mtime_ns: r.get(6)?,
+                head_len: r.get::<_, i64>(7)? as u64,
+                head_hash: r.get(8)?,
+                offset: r.get::<_, i64>(9)? as u64,
+                checkpoint: r.get(10)?,
+                warnings: r.get::<_, i64>(11)? as u64,
+                last_warning: r.get(12)?,
+            })
+        })?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let row = row?;
+            out.insert(row.path.clone(), row);
+        }
+        Ok(out)
+    }
+
+    /// Records that a file was looked at but not re-read (same size and mtime): nothing to write.
+    /// Returns a meta value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Sets a meta value.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}

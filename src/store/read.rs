@@ -1,0 +1,350 @@
+//! Queries over the store: facts for reports, sessions, trace trees for `show`, counts for `doctor`.
+
+use anyhow::Result;
+use rusqlite::{params_from_iter, Row};
+
+use super::Store;
+use crate::model::{CostSource, Kind, Level, Usage};
+
+/// Which sessions a query covers.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Agent names (`pi`, `omp`); empty = all.
+    pub agents: Vec<String>,
+    /// Substring of the session's working directory.
+    pub project: Option<String>,
+    /// Only sessions read from files under one of these directories (empty = anywhere).
+    pub path_prefixes: Vec<String>,
+}
+
+impl Filter {
+    /// SQL condition on `s` (sessions) and `f` (files), with its parameters.
+    fn sql(&self) -> (String, Vec<String>) {
+        let mut cond = vec!["1 = 1".to_string()];
+        let mut params = Vec::new();
+        if !self.agents.is_empty() {
+            let marks = vec!["?"; self.agents.len()].join(", ");
+            cond.push(format!("s.agent IN ({marks})"));
+            params.extend(self.agents.iter().cloned());
+        }
+        if let Some(p) = &self.project {
+            cond.push("instr(COALESCE(s.cwd, ''), ?) > 0".into());
+            params.push(p.clone());
+        }
+        if !self.path_prefixes.is_empty() {
+            let mut any = Vec::new();
+            for p in &self.path_prefixes {
+                let dir = if p.ends_with('/') {
+                    p.clone()
+                } else {
+                    format!("{p}/")
+                };
+                any.push("f.path = ? OR substr(f.path, 1, length(?)) = ?");
+                params.push(p.clone());
+                params.push(dir.clone());
+                params.push(dir);
+            }
+            cond.push(format!("({})", any.join(" OR ")));
+        }
+        (cond.join(" AND "), params)
+    }
+}
+
+/// One session as reports show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub key: String,
+    pub agent: String,
+    pub session_id: String,
+    pub agent_version: Option<String>,
+    pub cwd: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub name: Option<String>,
+    pub channel: Option<String>,
+    pub user: Option<String>,
+    pub parent_session: Option<String>,
+    pub file: Option<String>,
+}
+
+/// What a fact counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactKind {
+    Prompt,
+    Generation,
+    Tool,
+    Subagent,
+}
+
+/// One countable thing: a prompt, a model call, a tool call or a subagent run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub kind: FactKind,
+    pub session_key: String,
+    pub ts_ms: Option<i64>,
+    /// Tool name for tools; model for generations.
+    pub name: String,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub error: bool,
+    pub usage: Usage,
+    pub cost_pico: i64,
+    pub cost_source: CostSource,
+    pub unpriced: bool,
+    pub duration_ms: Option<i64>,
+}
+
+/// One observation of a trace tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservationRow {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub kind: Kind,
+    pub name: String,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub level: Level,
+    pub status_message: Option<String>,
+    pub model: Option<String>,
+    pub usage: Option<Usage>,
+    pub cost_pico: Option<i64>,
+    pub cost_source: Option<String>,
+    pub unpriced: bool,
+}
+
+/// One trace of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRow {
+    pub id: String,
+    pub root_span_id: String,
+    pub session_key: String,
+    pub is_prompt: bool,
+    pub name: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub input: Option<String>,
+    pub output: Option<String>,
+}
+
+fn usage_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Usage>> {
+    let input: Option<i64> = r.get(first)?;
+    let Some(input) = input else { return Ok(None) };
+    let n = |i: usize| -> rusqlite::Result<u64> {
+        Ok(r.get::<_, Option<i64>>(first + i)?.unwrap_or(0) as u64)
+    };
+    Ok(Some(Usage {
+        input: input as u64,
+        output: n(1)?,
+        cache_read: n(2)?,
+        cache_write_5m: n(3)?,
+        cache_write_1h: n(4)?,
+        reasoning: n(5)?,
+    }))
+}
+
+const TOKEN_COLUMNS: &str =
+    "o.input_tokens, o.output_tokens, o.cache_read_tokens, o.cache_write_5m_tokens, o.cache_write_1h_tokens, o.reasoning_tokens";
+
+impl Store {
+    /// Sessions matching `filter`, oldest first.
+    pub fn sessions(&self, filter: &Filter) -> Result<Vec<SessionRow>> {
+        let (cond, params) = filter.sql();
+        let sql = format!(
+            "SELECT s.key, s.agent, s.session_id, s.agent_version, s.cwd, s.start_ms, s.end_ms, s.name, s.channel, s.user,
+                    s.parent_session, f.path
+             FROM sessions s LEFT JOIN files f ON f.id = s.file_id WHERE {cond}
+             ORDER BY s.start_ms, s.key"
+        );
+        let mut stmt = self.conn().prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
+            Ok(SessionRow {
+                key: r.get(0)?,
+                agent: r.get(1)?,
+                session_id: r.get(2)?,
+                agent_version: r.get(3)?,
+                cwd: r.get(4)?,
+                start_ms: r.get(5)?,
+                end_ms: r.get(6)?,
+                name: r.get(7)?,
+                channel: r.get(8)?,
+                user: r.get(9)?,
+                parent_session: r.get(10)?,
+                file: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Streams every fact of the sessions matching `filter` to `each` (no collection in memory).
+    pub fn for_each_fact(&self, filter: &Filter, mut each: impl FnMut(Fact)) -> Result<()> {
+        let (cond, params) = filter.sql();
+        let sql = format!(
+            "SELECT o.kind, o.level, o.start_ms, o.end_ms, o.name, COALESCE(o.response_model, o.model), o.provider, {TOKEN_COLUMNS},
+                    o.cost_total, o.cost_source, o.unpriced, o.session_key
+             FROM observations o JOIN sessions s ON s.key = o.session_key LEFT JOIN files f ON f.id = s.file_id
+             WHERE o.kind IN ('generation', 'tool', 'agent') AND {cond}
+             UNION ALL
+             SELECT 'prompt', NULL, t.start_ms, t.end_ms, '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                    NULL, NULL, NULL, t.session_key
+             FROM traces t JOIN sessions s ON s.key = t.session_key LEFT JOIN files f ON f.id = s.file_id
+             WHERE t.is_prompt = 1 AND {cond}"
+        );
+        let mut all = params.clone();
+        all.extend(params);
+        let mut stmt = self.conn().prepare(&sql)?;
+        let mut rows = stmt.query(params_from_iter(all.iter()))?;
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(0)?;
+            let level: Option<String> = r.get(1)?;
+            let start: Option<i64> = r.get(2)?;
+            let end: Option<i64> = r.get(3)?;
+            let kind = match kind.as_str() {
+                "generation" => FactKind::Generation,
+                "tool" => FactKind::Tool,
+                "agent" => FactKind::Subagent,
+                _ => FactKind::Prompt,
+            };
+            let model: Option<String> = r.get(5)?;
+            let name: String = r.get(4)?;
+            each(Fact {
+                kind,
+                session_key: r.get(16)?,
+                ts_ms: start,
+                name: if kind == FactKind::Generation {
+                    model.clone().unwrap_or(name)
+                } else {
+                    name
+                },
+                model,
+                provider: r.get(6)?,
+                error: level.as_deref() == Some("ERROR"),
+                usage: usage_at(r, 7)?.unwrap_or_default(),
+                cost_pico: r.get::<_, Option<i64>>(13)?.unwrap_or(0),
+                cost_source: CostSource::parse(
+                    r.get::<_, Option<String>>(14)?.as_deref().unwrap_or("none"),
+                ),
+                unpriced: r.get::<_, Option<bool>>(15)?.unwrap_or(false),
+                duration_ms: start.zip(end).map(|(s, e)| e - s),
+            });
+        }
+        Ok(())
+    }
+
+    /// Traces of a session, oldest first.
+    pub fn traces_of(&self, session_key: &str) -> Result<Vec<TraceRow>> {
+        self.traces_where("t.session_key = ?1", session_key)
+    }
+
+    /// A trace by id.
+    pub fn trace(&self, trace_id: &str) -> Result<Option<TraceRow>> {
+        Ok(self.traces_where("t.id = ?1", trace_id)?.into_iter().next())
+    }
+
+    fn traces_where(&self, cond: &str, value: &str) -> Result<Vec<TraceRow>> {
+        let sql = format!(
+            "SELECT t.id, t.root_span_id, t.session_key, t.is_prompt, t.name, t.start_ms, t.end_ms, t.input, t.output
+             FROM traces t WHERE {cond} ORDER BY t.start_ms, t.id"
+        );
+        let mut stmt = self.conn().prepare(&sql)?;
+        let rows = stmt.query_map([value], |r| {
+            Ok(TraceRow {
+                id: r.get(0)?,
+                root_span_id: r.get(1)?,
+                session_key: r.get(2)?,
+                is_prompt: r.get(3)?,
+                name: r.get(4)?,
+                start_ms: r.get(5)?,
+                end_ms: r.get(6)?,
+                input: r.get(7)?,
+                output: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Observations of a trace, by start time.
+    pub fn observations_of(&self, trace_id: &str) -> Result<Vec<ObservationRow>> {
+        let sql = format!(
+            "SELECT o.id, o.parent_id, o.kind, o.name, o.start_ms, o.end_ms, o.level, o.status_message,
+                    COALESCE(o.response_model, o.model), {TOKEN_COLUMNS}, o.cost_total, o.cost_source, o.unpriced
+             FROM observations o WHERE o.trace_id = ?1 ORDER BY o.start_ms, o.rowid"
+        );
+        let mut stmt = self.conn().prepare(&sql)?;
+        let rows = stmt.query_map([trace_id], |r| {
+            Ok(ObservationRow {
+                id: r.get(0)?,
+                parent_id: r.get(1)?,
+                kind: Kind::parse(&r.get::<_, String>(2)?).unwrap_or(Kind::Event),
+                name: r.get(3)?,
+                start_ms: r.get(4)?,
+                end_ms: r.get(5)?,
+                level: Level::parse(
+                    r.get::<_, Option<String>>(6)?
+                        .as_deref()
+                        .unwrap_or("DEFAULT"),
+                ),
+                status_message: r.get(7)?,
+                model: r.get(8)?,
+                usage: usage_at(r, 9)?,
+                cost_pico: r.get(15)?,
+                cost_source: r.get(16)?,
+                unpriced: r.get::<_, Option<bool>>(17)?.unwrap_or(false),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Sessions whose id (or `agent:id` key) starts with `prefix`.
+    pub fn find_sessions(&self, prefix: &str) -> Result<Vec<SessionRow>> {
+        let all = self.sessions(&Filter::default())?;
+        Ok(all
+            .into_iter()
+            .filter(|s| s.session_id.starts_with(prefix) || s.key.starts_with(prefix))
+            .collect())
+    }
+
+    /// Traces whose id starts with `prefix`.
+    pub fn find_traces(&self, prefix: &str) -> Result<Vec<TraceRow>> {
+        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT id FROM traces WHERE id LIKE ?1 ORDER BY id LIMIT 20")?;
+        let ids = stmt
+            .query_map([pattern], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.trace(&id)?);
+        }
+        Ok(out)
+    }
+
+    /// Row counts: (sessions, traces, observations, files).
+    pub fn counts(&self) -> Result<(u64, u64, u64, u64)> {
+        let count = |table: &str| -> Result<u64> {
+            Ok(self
+                .conn()
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64)
+        };
+        Ok((
+            count("sessions")?,
+            count("traces")?,
+            count("observations")?,
+            count("files")?,
+        ))
+    }
+
+    /// Models with generations that had tokens but no price: (provider, model, generations).
+    pub fn unpriced_models(&self) -> Result<Vec<(Option<String>, String, u64)>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT provider, COALESCE(response_model, model, 'unknown'), COUNT(*) FROM observations
+             WHERE kind = 'generation' AND unpriced = 1 GROUP BY 1, 2 ORDER BY 3 DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

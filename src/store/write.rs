@@ -1,0 +1,253 @@
+//! Import transactions: upsert a chunk of records and advance the file offset atomically.
+//!
+//! Upserts merge: a field the record leaves unset (`None`) keeps the stored value, start times keep the first
+//! value written, end times take the maximum. Records are keyed by their deterministic ids, so importing the
+//! same lines again changes nothing.
+
+use anyhow::Result;
+use rusqlite::{params, Transaction};
+
+use super::Store;
+use crate::model::{Observation, Record, Session, Trace};
+
+/// The file state to save with a chunk.
+#[derive(Debug, Clone)]
+pub struct FileUpdate<'a> {
+    pub path: &'a str,
+    pub agent: &'a str,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub head_len: u64,
+    pub head_hash: &'a str,
+    /// Offset after the chunk's last complete line.
+    pub offset: u64,
+    pub checkpoint: Option<&'a str>,
+    /// Line problems found in this chunk (added to the file's count) and the last one's text.
+    pub new_warnings: u64,
+    pub last_warning: Option<&'a str>,
+}
+
+impl Store {
+    /// Applies one chunk in one transaction. With `restart`, everything previously imported from this file is
+    /// deleted first (the file was rewritten: pi migrations assign fresh entry ids).
+    /// Returns the file's id.
+    pub fn apply_chunk(
+        &mut self,
+        file: &FileUpdate<'_>,
+        restart: bool,
+        records: &[Record],
+    ) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        let file_id = upsert_file(&tx, file, restart)?;
+        if restart {
+            tx.execute(
+                "DELETE FROM observations WHERE file_id = ?1",
+                params![file_id],
+            )?;
+            tx.execute("DELETE FROM traces WHERE file_id = ?1", params![file_id])?;
+            tx.execute("DELETE FROM sessions WHERE file_id = ?1", params![file_id])?;
+        }
+        for record in records {
+            match record {
+                Record::Session(s) => upsert_session(&tx, s, file_id)?,
+                Record::Trace(t) => upsert_trace(&tx, t, file_id)?,
+                Record::Observation(o) => upsert_observation(&tx, o, file_id)?,
+            }
+        }
+        tx.commit()?;
+        Ok(file_id)
+    }
+}
+
+fn upsert_file(tx: &Transaction<'_>, f: &FileUpdate<'_>, restart: bool) -> Result<i64> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let id = tx.query_row(
+        "INSERT INTO files (path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, checkpoint, warnings, last_warning, imported_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT(path) DO UPDATE SET
+           agent = excluded.agent, dev = excluded.dev, ino = excluded.ino, size = excluded.size,
+           mtime_ns = excluded.mtime_ns, head_len = excluded.head_len, head_hash = excluded.head_hash,
+           offset = excluded.offset, checkpoint = excluded.checkpoint,
+           warnings = CASE WHEN ?14 THEN excluded.warnings ELSE files.warnings + excluded.warnings END,
+           last_warning = COALESCE(excluded.last_warning, CASE WHEN ?14 THEN NULL ELSE files.last_warning END),
+           imported_at = excluded.imported_at
+         RETURNING id",
+        params![
+            f.path,
+            f.agent,
+            f.dev as i64,
+            f.ino as i64,
+            f.size as i64,
+            f.mtime_ns,
+            f.head_len as i64,
+            f.head_hash,
+            f.offset as i64,
+            f.checkpoint,
+            f.new_warnings as i64,
+            f.last_warning,
+            now,
+            restart,
+        ],
+        |r| r.get(0),
+    )?;
+    Ok(id)
+}
+
+fn json(v: &Option<serde_json::Value>) -> Option<String> {
+    v.as_ref().map(|v| v.to_string())
+}
+
+fn upsert_session(tx: &Transaction<'_>, s: &Session, file_id: i64) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO sessions (key, agent, session_id, agent_version, cwd, start_ms, end_ms, parent_session, name, channel, user, metadata, file_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT(key) DO UPDATE SET
+           agent_version = COALESCE(excluded.agent_version, sessions.agent_version),
+           cwd = COALESCE(excluded.cwd, sessions.cwd),
+           start_ms = CASE WHEN sessions.start_ms IS NULL THEN excluded.start_ms
+                           WHEN excluded.start_ms IS NULL THEN sessions.start_ms
+                           ELSE MIN(sessions.start_ms, excluded.start_ms) END,
+           end_ms = CASE WHEN sessions.end_ms IS NULL THEN excluded.end_ms
+                         WHEN excluded.end_ms IS NULL THEN sessions.end_ms
+                         ELSE MAX(sessions.end_ms, excluded.end_ms) END,
+           parent_session = COALESCE(excluded.parent_session, sessions.parent_session),
+           name = COALESCE(excluded.name, sessions.name),
+           channel = COALESCE(excluded.channel, sessions.channel),
+           user = COALESCE(excluded.user, sessions.user),
+           metadata = COALESCE(excluded.metadata, sessions.metadata),
+           file_id = excluded.file_id",
+    )?;
+    stmt.execute(params![
+        s.key,
+        s.agent.map(|a| a.as_str()).unwrap_or("unknown"),
+        s.session_id,
+        s.agent_version,
+        s.cwd,
+        s.start_ms,
+        s.end_ms,
+        s.parent_session,
+        s.name,
+        s.channel,
+        s.user,
+        json(&s.metadata),
+        file_id,
+    ])?;
+    Ok(())
+}
+
+fn upsert_trace(tx: &Transaction<'_>, t: &Trace, file_id: i64) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO traces (id, root_span_id, session_key, key, is_prompt, name, start_ms, end_ms, input, output, file_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT(id) DO UPDATE SET
+           is_prompt = MAX(traces.is_prompt, excluded.is_prompt),
+           name = COALESCE(excluded.name, traces.name),
+           start_ms = COALESCE(traces.start_ms, excluded.start_ms),
+           end_ms = CASE WHEN traces.end_ms IS NULL THEN excluded.end_ms
+                         WHEN excluded.end_ms IS NULL THEN traces.end_ms
+                         ELSE MAX(traces.end_ms, excluded.end_ms) END,
+           input = COALESCE(excluded.input, traces.input),
+           output = COALESCE(excluded.output, traces.output)",
+    )?;
+    stmt.execute(params![
+        t.id,
+        t.root_span_id,
+        t.session_key,
+        t.key,
+        t.is_prompt,
+        t.name,
+        t.start_ms,
+        t.end_ms,
+        t.input,
+        t.output,
+        file_id,
+    ])?;
+    Ok(())
+}
+
+fn upsert_observation(tx: &Transaction<'_>, o: &Observation, file_id: i64) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO observations (id, trace_id, parent_id, session_key, kind, name, key, start_ms, end_ms,
+            completion_start_ms, level, status_message, model, response_model, provider,
+            input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens,
+            agent_cost, cost_input, cost_output, cost_cache_read, cost_cache_write, cost_total, cost_source, unpriced,
+            input, output, metadata, file_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+                 ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)
+         ON CONFLICT(id) DO UPDATE SET
+           trace_id = COALESCE(excluded.trace_id, observations.trace_id),
+           parent_id = COALESCE(observations.parent_id, excluded.parent_id),
+           name = CASE WHEN excluded.name = '' THEN observations.name ELSE excluded.name END,
+           key = CASE WHEN excluded.key = '' THEN observations.key ELSE excluded.key END,
+           start_ms = COALESCE(observations.start_ms, excluded.start_ms),
+           end_ms = CASE WHEN observations.end_ms IS NULL THEN excluded.end_ms
+                         WHEN excluded.end_ms IS NULL THEN observations.end_ms
+                         ELSE MAX(observations.end_ms, excluded.end_ms) END,
+           completion_start_ms = COALESCE(excluded.completion_start_ms, observations.completion_start_ms),
+           level = COALESCE(excluded.level, observations.level),
+           status_message = COALESCE(excluded.status_message, observations.status_message),
+           model = COALESCE(excluded.model, observations.model),
+           response_model = COALESCE(excluded.response_model, observations.response_model),
+           provider = COALESCE(excluded.provider, observations.provider),
+           input_tokens = COALESCE(excluded.input_tokens, observations.input_tokens),
+           output_tokens = COALESCE(excluded.output_tokens, observations.output_tokens),
+           cache_read_tokens = COALESCE(excluded.cache_read_tokens, observations.cache_read_tokens),
+           cache_write_5m_tokens = COALESCE(excluded.cache_write_5m_tokens, observations.cache_write_5m_tokens),
+           cache_write_1h_tokens = COALESCE(excluded.cache_write_1h_tokens, observations.cache_write_1h_tokens),
+           reasoning_tokens = COALESCE(excluded.reasoning_tokens, observations.reasoning_tokens),
+           agent_cost = COALESCE(excluded.agent_cost, observations.agent_cost),
+           cost_input = COALESCE(excluded.cost_input, observations.cost_input),
+           cost_output = COALESCE(excluded.cost_output, observations.cost_output),
+           cost_cache_read = COALESCE(excluded.cost_cache_read, observations.cost_cache_read),
+           cost_cache_write = COALESCE(excluded.cost_cache_write, observations.cost_cache_write),
+           cost_total = COALESCE(excluded.cost_total, observations.cost_total),
+           cost_source = COALESCE(excluded.cost_source, observations.cost_source),
+           unpriced = COALESCE(excluded.unpriced, observations.unpriced),
+           input = COALESCE(excluded.input, observations.input),
+           output = COALESCE(excluded.output, observations.output),
+           metadata = COALESCE(excluded.metadata, observations.metadata),
+           file_id = excluded.file_id",
+    )?;
+    let u = o.usage;
+    let c = o.cost;
+    let tok = |f: fn(&crate::model::Usage) -> u64| u.as_ref().map(|u| f(u) as i64);
+    stmt.execute(params![
+        o.id,
+        o.trace_id,
+        o.parent_id,
+        o.session_key,
+        o.kind.as_str(),
+        o.name,
+        o.key,
+        o.start_ms,
+        o.end_ms,
+        o.completion_start_ms,
+        o.level.map(|l| l.as_str()),
+        o.status_message,
+        o.model,
+        o.response_model,
+        o.provider,
+        tok(|u| u.input),
+        tok(|u| u.output),
+        tok(|u| u.cache_read),
+        tok(|u| u.cache_write_5m),
+        tok(|u| u.cache_write_1h),
+        tok(|u| u.reasoning),
+        o.agent_cost
+            .map(|a| serde_json::to_string(&a).expect("cost serializes")),
+        c.map(|c| c.breakdown.input),
+        c.map(|c| c.breakdown.output),
+        c.map(|c| c.breakdown.cache_read),
+        c.map(|c| c.breakdown.cache_write),
+        c.map(|c| c.breakdown.total),
+        c.map(|c| c.source.as_str()),
+        c.map(|c| c.unpriced),
+        o.input,
+        o.output,
+        json(&o.metadata),
+        file_id,
+    ])?;
+    Ok(())
+}
