@@ -348,3 +348,37 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }
+
+impl Store {
+    /// Every session, trace and observation row as text, sorted: two stores with equal snapshots hold the
+    /// same data (file bookkeeping excluded). Used to prove imports idempotent and resumable.
+    pub fn snapshot(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (table, columns) in [
+            ("sessions", "key, agent, session_id, agent_version, cwd, start_ms, end_ms, parent_session, name, channel, user, metadata"),
+            ("traces", "id, root_span_id, session_key, key, is_prompt, name, start_ms, end_ms, input, output"),
+            (
+                "observations",
+                "id, trace_id, parent_id, session_key, kind, name, key, start_ms, end_ms, completion_start_ms, level,
+                 status_message, model, response_model, provider, input_tokens, output_tokens, cache_read_tokens,
+                 cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, agent_cost, cost_input, cost_output,
+                 cost_cache_read, cost_cache_write, cost_total, cost_source, unpriced, input, output, metadata",
+            ),
+        ] {
+            let n = columns.split(',').count();
+            let sql = format!("SELECT {columns} FROM {table}");
+            let mut stmt = self.conn().prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let mut line = format!("{table}:");
+                for i in 0..n {
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    line.push_str(&format!(" {v:?}"));
+                }
+                out.push(line);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use tokentrace::config::Config;
+use tokentrace::ingest::{import, Enricher, ImportSummary};
+use tokentrace::model::Agent;
+use tokentrace::report::{aggregate, Grouping, Totals, Window};
+use tokentrace::sources::{discover, Root};
+use tokentrace::store::read::Filter;
+use tokentrace::store::Store;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared corpus (`../shared/corpus`), when this checkout has it beside it.
+pub fn shared_corpus() -> Option<PathBuf> {
+    let p = repo().join("../shared/corpus");
+    p.is_dir().then_some(p)
+}
+
+/// Run folders (`<agent>/<agent>-<version>/<run>/` with `home/` and `expected.json`) under `base` for `agents`.
+pub fn runs(base: &Path, agents: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for agent in agents {
+        let Ok(versions) = std::fs::read_dir(base.join(agent)) else {
+            continue;
+        };
+        for v in versions.flatten() {
+            let Ok(runs) = std::fs::read_dir(v.path()) else {
+                continue;
+            };
+            for r in runs.flatten() {
+                if r.path().join("home").is_dir() && r.path().join("expected.json").is_file() {
+                    out.push(r.path());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The single `.jsonl` session file under a run's `home/`.
+pub fn session_file(run: &Path) -> PathBuf {
+    let files: Vec<_> = walkdir::WalkDir::new(run.join("home"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| e.into_path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "{}: expected one session file",
+        run.display()
+    );
+    files.into_iter().next().unwrap()
+}
+
+/// Imports every session file under `dir` into `store`.
+pub fn import_dir(store: &mut Store, dir: &Path) -> ImportSummary {
+    let roots = [Root {
+        agent: None,
+        dir: dir.to_path_buf(),
+        origin: "test".into(),
+    }];
+    let files = discover(&roots, &Agent::ALL);
+    let enricher = Enricher::new(Config::default(), None);
+    import(store, &files, &enricher, false).expect("import")
+}
+
+/// Totals over the whole store.
+pub fn totals(store: &Store) -> Totals {
+    let mut facts = Vec::new();
+    store
+        .for_each_fact(&Filter::default(), |f| facts.push(f))
+        .unwrap();
+    let window = Window {
+        tz: jiff::tz::TimeZone::UTC,
+        since: None,
+        until: None,
+    };
+    aggregate(Grouping::Agent, &window, &Default::default(), facts).totals
+}
+
+/// A fresh store holding `file`'s content imported in one go.
+pub fn store_of(content: &[u8], name: &str) -> (tempfile::TempDir, Store, ImportSummary) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions").join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    let summary = import_dir(&mut store, &dir.path().join("sessions"));
+    (dir, store, summary)
+}
