@@ -12,7 +12,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DEFAULT_MAX_FIELD_CHARS};
@@ -21,10 +21,42 @@ use crate::pricing::Pricer;
 use crate::privacy;
 use crate::sources::reader::ChunkReader;
 use crate::sources::{DiscoveredFile, LineIssue, Parser};
-use crate::store::{FileRow, FileUpdate, Store};
+use crate::store::{Chunk, FileRow, FileUpdate, Store};
 
 /// Bytes of a file's head whose hash detects in-place rewrites.
 const HEAD_BYTES: u64 = 1024;
+/// A store transaction is committed once it holds this many records (or [`BATCH_BYTES`] of input), so
+/// that thousands of small session files do not cost a commit each.
+const BATCH_RECORDS: usize = 10_000;
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Chunks waiting for their transaction.
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Chunk>,
+    records: usize,
+    bytes: u64,
+}
+
+impl Batch {
+    fn push(&mut self, chunk: Chunk, bytes: u64) {
+        self.records += chunk.records.len();
+        self.bytes += bytes;
+        self.chunks.push(chunk);
+    }
+
+    fn full(&self) -> bool {
+        self.records >= BATCH_RECORDS || self.bytes >= BATCH_BYTES
+    }
+
+    fn flush(&mut self, store: &mut Store) -> Result<()> {
+        if !self.chunks.is_empty() {
+            store.apply_chunks(&self.chunks)?;
+        }
+        *self = Batch::default();
+        Ok(())
+    }
+}
 
 /// Enrichment applied to every record before it is stored.
 pub struct Enricher {
@@ -188,24 +220,27 @@ pub fn import(
         work.push((file, path, meta));
     }
     let mut progress = Progress::new(total, show_progress);
+    let mut batch = Batch::default();
     for (file, path, meta) in work {
+        // A file that fails half-way keeps the chunks it produced: they are consistent up to their offset.
         if let Err(e) = import_file(
-            store,
             file,
             &path,
             &meta,
             known.get(&path),
             enricher,
             &mut summary,
-            &mut progress,
+            &mut batch,
         ) {
-            if e.downcast_ref::<rusqlite::Error>().is_some() {
-                progress.finish();
-                return Err(e.context(format!("store error while importing {path}")));
-            }
             summary.warn(format!("{path}: {e:#}"));
         }
+        if batch.full() {
+            progress.inc(batch.bytes, &short_name(&file.path));
+            batch.flush(store).context("store error while importing")?;
+        }
     }
+    progress.inc(batch.bytes, "");
+    batch.flush(store).context("store error while importing")?;
     progress.finish();
     Ok(summary)
 }
@@ -214,16 +249,15 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Reads the new part of one file into chunks appended to `batch`.
 fn import_file(
-    store: &mut Store,
     file: &DiscoveredFile,
     path: &str,
     meta: &std::fs::Metadata,
     prev: Option<&FileRow>,
     enricher: &Enricher,
     summary: &mut ImportSummary,
-    progress: &mut Progress,
+    batch: &mut Batch,
 ) -> Result<()> {
     let handle = File::open(&file.path)?;
     let size = meta.len();
@@ -255,80 +289,56 @@ fn import_file(
     }
     let start = resume.map_or(0, |p| p.offset);
     let mut reader = ChunkReader::new(&handle, start)?;
-    let mut records = Vec::new();
     let mut issues: Vec<LineIssue> = Vec::new();
     let mut read_any = false;
     loop {
-        records.clear();
+        let mut records = Vec::new();
         issues.clear();
         let before = reader.offset();
         let more = reader.next_chunk(|line| parser.line(&line, &mut records, &mut issues))?;
-        if !more {
+        // Nothing complete to read (an empty file, or only a partial line) still saves size and mtime, so the
+        // next run skips the file until it changes.
+        if !more && read_any {
             break;
         }
-        read_any = true;
+        read_any |= more;
         parser.end_chunk(&mut records);
         enricher.apply(&mut records);
         let offset = reader.offset();
         let head_len = offset.min(HEAD_BYTES);
-        let hash = head_hash(&handle, head_len)?;
         for issue in &issues {
             summary.warn(format!("{path}:{}: {}", issue.offset, issue.message));
         }
-        let last_warning = issues
-            .last()
-            .map(|i| format!("byte {}: {}", i.offset, i.message));
-        let checkpoint = parser.checkpoint();
-        store.apply_chunk(
-            &FileUpdate {
-                path,
-                agent: file.agent.as_str(),
-                dev: meta.dev(),
-                ino: meta.ino(),
-                size,
-                mtime_ns: mtime_ns(meta),
-                head_len,
-                head_hash: &hash,
-                offset,
-                checkpoint: Some(&checkpoint),
-                new_warnings: issues.len() as u64,
-                last_warning: last_warning.as_deref(),
-            },
-            restart,
-            &records,
-        )?;
-        restart = false;
         summary.records += records.len() as u64;
         summary.bytes_read += offset - before;
-        progress.inc(offset - before, &short_name(&file.path));
-    }
-    if read_any {
-        summary.files_read += 1;
-    } else {
-        // Nothing complete to read (empty file, or only a partial line): remember size and mtime so the next
-        // run skips it until it changes, keeping the saved offset.
-        let offset = start;
-        let head_len = offset.min(HEAD_BYTES);
-        let hash = head_hash(&handle, head_len)?;
-        let checkpoint = parser.checkpoint();
-        store.apply_chunk(
-            &FileUpdate {
-                path,
+        let chunk = Chunk {
+            file: FileUpdate {
+                path: path.to_string(),
                 agent: file.agent.as_str(),
                 dev: meta.dev(),
                 ino: meta.ino(),
                 size,
                 mtime_ns: mtime_ns(meta),
                 head_len,
-                head_hash: &hash,
+                head_hash: head_hash(&handle, head_len)?,
                 offset,
-                checkpoint: Some(&checkpoint),
-                new_warnings: 0,
-                last_warning: None,
+                checkpoint: Some(parser.checkpoint()),
+                new_warnings: issues.len() as u64,
+                last_warning: issues
+                    .last()
+                    .map(|i| format!("byte {}: {}", i.offset, i.message)),
             },
             restart,
-            &[],
-        )?;
+            records,
+        };
+        batch.push(chunk, offset - before);
+        restart = false;
+        if !more {
+            break;
+        }
+    }
+    if start < reader.offset() {
+        summary.files_read += 1;
     }
     Ok(())
 }

@@ -170,7 +170,12 @@ impl Context {
     pub fn import(&self, store: &mut Store, src: &SourceArgs) -> Result<ImportSummary> {
         let agents = src.agents()?;
         let roots = self.roots(src)?;
-        let files: Vec<DiscoveredFile> = sources::discover(&roots, &agents);
+        let known = store.files()?;
+        let files: Vec<DiscoveredFile> = sources::discover_with(&roots, &agents, |path| {
+            known
+                .get(path.to_str()?)
+                .and_then(|f| Agent::parse(&f.agent))
+        });
         let enricher = Enricher::new(self.config.clone(), self.env.home.clone());
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
         ingest::import(store, &files, &enricher, interactive)

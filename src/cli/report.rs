@@ -8,7 +8,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::{print_import_warnings, Context, SourceArgs};
-use crate::report::{aggregate, render_json, render_table, Grouping, Window};
+use crate::report::{render_json, render_table, Aggregate, Grouping, Window};
 use crate::store::read::Filter;
 
 #[derive(Debug, Args)]
@@ -92,9 +92,8 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         .into_iter()
         .map(|s| (s.key.clone(), s))
         .collect();
-    let mut facts = Vec::new();
-    store.for_each_fact(&filter, |f| facts.push(f))?;
-    let mut agg = aggregate(args.grouping, &window, &sessions, facts);
+    let mut agg = Aggregate::default();
+    store.for_each_fact(&filter, |f| agg.add(args.grouping, &window, &sessions, &f))?;
     if args.grouping == Grouping::Session && !window.is_bounded() {
         // Sessions without any prompt or call still exist.
         for key in sessions.keys() {

@@ -173,8 +173,23 @@ pub fn aggregate(
 ) -> Aggregate {
     let mut agg = Aggregate::default();
     for fact in facts {
+        agg.add(grouping, window, sessions, &fact);
+    }
+    agg
+}
+
+impl Aggregate {
+    /// Adds one fact to its group (facts outside the window, or without a group, are skipped). Memory stays
+    /// proportional to the number of groups, not of facts.
+    pub fn add(
+        &mut self,
+        grouping: Grouping,
+        window: &Window,
+        sessions: &BTreeMap<String, SessionRow>,
+        fact: &Fact,
+    ) {
         if !window.contains(fact.ts_ms) {
-            continue;
+            return;
         }
         let session = sessions.get(&fact.session_key);
         let key = match grouping {
@@ -188,11 +203,11 @@ pub fn aggregate(
             Grouping::Session => fact.session_key.clone(),
             Grouping::Model => match fact.kind {
                 FactKind::Generation => fact.model.clone().unwrap_or_else(|| "unknown".into()),
-                _ => continue,
+                _ => return,
             },
             Grouping::Tool => match fact.kind {
                 FactKind::Tool => fact.name.clone(),
-                _ => continue,
+                _ => return,
             },
             Grouping::Project => session
                 .and_then(|s| s.cwd.clone())
@@ -204,10 +219,9 @@ pub fn aggregate(
                 .map(|s| s.agent.clone())
                 .unwrap_or_else(|| "unknown".into()),
         };
-        agg.rows.entry(key).or_default().add(&fact);
-        agg.totals.add(&fact);
+        self.rows.entry(key).or_default().add(fact);
+        self.totals.add(fact);
     }
-    agg
 }
 
 fn period_key(grouping: Grouping, d: Date) -> String {

@@ -112,7 +112,7 @@ fn thousands(n: u64) -> String {
 
 fn usd(pico: i64) -> String {
     let v = pico_to_usd(pico);
-    if v != 0.0 && v.abs() < 0.01 {
+    if v != 0.0 && v.abs() < 1.0 {
         format!("${v:.4}")
     } else {
         format!("${v:.2}")
@@ -212,9 +212,9 @@ pub fn render_table(
         } else {
             key.clone()
         };
-        table.add_row(usage_row(label, t));
+        table.add_row(usage_row(grouping, label, t));
     }
-    table.add_row(usage_row("Total".into(), &agg.totals));
+    table.add_row(usage_row(grouping, "Total".into(), &agg.totals));
     let mut out = table.to_string();
     if !agg.totals.unpriced_models.is_empty() {
         out.push_str(&format!(
@@ -225,10 +225,16 @@ pub fn render_table(
     out
 }
 
-fn usage_row(label: String, t: &Totals) -> Vec<Cell> {
+fn usage_row(grouping: Grouping, label: String, t: &Totals) -> Vec<Cell> {
+    // A prompt spans models; per-model prompt counts would be made up.
+    let prompts = if grouping == Grouping::Model {
+        "-".into()
+    } else {
+        thousands(t.prompts)
+    };
     vec![
         Cell::new(label),
-        right(thousands(t.prompts)),
+        right(prompts),
         right(thousands(t.generations)),
         right(thousands(t.generation_errors + t.tool_errors)),
         right(thousands(t.tool_calls)),
@@ -271,6 +277,7 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(usd(3_405_000_000), "$0.0034");
         assert_eq!(usd(12_500_000_000_000), "$12.50");
+        assert_eq!(usd(12_120_000_000), "$0.0121");
         assert_eq!(short_project("/tmp/pi-new/proj-tree"), "proj-tree");
     }
 }

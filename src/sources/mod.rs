@@ -68,6 +68,16 @@ pub fn default_roots(env: &Env, agents: &[Agent]) -> Vec<Root> {
 /// Walks `roots` and returns every session file, each tagged with the agent detected from its content.
 /// Files of agents not in `agents` are left out. Unreadable entries are skipped (a root may not exist).
 pub fn discover(roots: &[Root], agents: &[Agent]) -> Vec<DiscoveredFile> {
+    discover_with(roots, agents, |_| None)
+}
+
+/// Like [`discover`], but asks `known` first: a file whose agent is already known (imported before) is not
+/// opened again, so a run with nothing new costs one directory walk.
+pub fn discover_with(
+    roots: &[Root],
+    agents: &[Agent],
+    known: impl Fn(&Path) -> Option<Agent>,
+) -> Vec<DiscoveredFile> {
     let mut files = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for root in roots {
@@ -84,7 +94,7 @@ pub fn discover(roots: &[Root], agents: &[Agent]) -> Vec<DiscoveredFile> {
             if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
                 continue;
             }
-            if let Some(agent) = detect(path) {
+            if let Some(agent) = known(path).or_else(|| detect(path)) {
                 if agents.contains(&agent) && seen.insert(path.to_path_buf()) {
                     files.push(DiscoveredFile {
                         path: path.to_path_buf(),

@@ -12,58 +12,64 @@ use crate::model::{Observation, Record, Session, Trace};
 
 /// The file state to save with a chunk.
 #[derive(Debug, Clone)]
-pub struct FileUpdate<'a> {
-    pub path: &'a str,
-    pub agent: &'a str,
+pub struct FileUpdate {
+    pub path: String,
+    pub agent: &'static str,
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
     pub mtime_ns: i64,
     pub head_len: u64,
-    pub head_hash: &'a str,
+    pub head_hash: String,
     /// Offset after the chunk's last complete line.
     pub offset: u64,
-    pub checkpoint: Option<&'a str>,
+    pub checkpoint: Option<String>,
     /// Line problems found in this chunk (added to the file's count) and the last one's text.
     pub new_warnings: u64,
-    pub last_warning: Option<&'a str>,
+    pub last_warning: Option<String>,
+}
+
+/// One chunk of one file: its records and the file state after them.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub file: FileUpdate,
+    /// Delete everything previously imported from this file first (it was rewritten: pi migrations assign
+    /// fresh entry ids).
+    pub restart: bool,
+    pub records: Vec<Record>,
 }
 
 impl Store {
-    /// Applies one chunk in one transaction. With `restart`, everything previously imported from this file is
-    /// deleted first (the file was rewritten: pi migrations assign fresh entry ids).
-    /// Returns the file's id.
-    pub fn apply_chunk(
-        &mut self,
-        file: &FileUpdate<'_>,
-        restart: bool,
-        records: &[Record],
-    ) -> Result<i64> {
+    /// Applies chunks (of one or several files, in order) in one transaction: each file's records and its new
+    /// offset land together or not at all.
+    pub fn apply_chunks(&mut self, chunks: &[Chunk]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        let file_id = upsert_file(&tx, file, restart)?;
-        if restart {
-            tx.execute(
-                "DELETE FROM observations WHERE file_id = ?1",
-                params![file_id],
-            )?;
-            tx.execute("DELETE FROM traces WHERE file_id = ?1", params![file_id])?;
-            tx.execute("DELETE FROM sessions WHERE file_id = ?1", params![file_id])?;
-        }
-        for record in records {
-            match record {
-                Record::Session(s) => upsert_session(&tx, s, file_id)?,
-                Record::Trace(t) => upsert_trace(&tx, t, file_id)?,
-                Record::Observation(o) => upsert_observation(&tx, o, file_id)?,
+        for chunk in chunks {
+            let file_id = upsert_file(&tx, &chunk.file, chunk.restart)?;
+            if chunk.restart {
+                tx.execute(
+                    "DELETE FROM observations WHERE file_id = ?1",
+                    params![file_id],
+                )?;
+                tx.execute("DELETE FROM traces WHERE file_id = ?1", params![file_id])?;
+                tx.execute("DELETE FROM sessions WHERE file_id = ?1", params![file_id])?;
+            }
+            for record in &chunk.records {
+                match record {
+                    Record::Session(s) => upsert_session(&tx, s, file_id)?,
+                    Record::Trace(t) => upsert_trace(&tx, t, file_id)?,
+                    Record::Observation(o) => upsert_observation(&tx, o, file_id)?,
+                }
             }
         }
         tx.commit()?;
-        Ok(file_id)
+        Ok(())
     }
 }
 
-fn upsert_file(tx: &Transaction<'_>, f: &FileUpdate<'_>, restart: bool) -> Result<i64> {
+fn upsert_file(tx: &Transaction<'_>, f: &FileUpdate, restart: bool) -> Result<i64> {
     let now = jiff::Timestamp::now().as_millisecond();
-    let id = tx.query_row(
+    let mut stmt = tx.prepare_cached(
         "INSERT INTO files (path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, checkpoint, warnings, last_warning, imported_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT(path) DO UPDATE SET
@@ -74,6 +80,8 @@ fn upsert_file(tx: &Transaction<'_>, f: &FileUpdate<'_>, restart: bool) -> Resul
            last_warning = COALESCE(excluded.last_warning, CASE WHEN ?14 THEN NULL ELSE files.last_warning END),
            imported_at = excluded.imported_at
          RETURNING id",
+    )?;
+    let id = stmt.query_row(
         params![
             f.path,
             f.agent,

@@ -1,0 +1,191 @@
+//! The command line end to end on the shipped examples.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str], data: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("HOME", data)
+        .env_remove("TOKENTRACE_DATA_DIR")
+        .env_remove("TOKENTRACE_CONFIG")
+        .env_remove("XDG_CONFIG_HOME")
+        .current_dir(common::repo())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn daily_report_over_the_examples() {
+    let data = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            "report", "daily", "--path", "examples", "--tz", "UTC", "--json",
+        ],
+        data.path(),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["grouping"], "daily");
+    let rows = doc["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["key"], "2026-11-23");
+    // 20 runs: sums of their expected.json files.
+    assert_eq!(doc["totals"]["sessions"], 20);
+    assert_eq!(doc["totals"]["prompts"], 27);
+    assert_eq!(doc["totals"]["generations"], 59);
+    assert_eq!(doc["totals"]["generation_errors"], 8);
+    assert_eq!(doc["totals"]["tokens"]["input"], 14_050);
+    assert_eq!(doc["totals"]["tokens"]["cache_read"], 53_600);
+
+    let agents = run(
+        &[
+            "report",
+            "agent",
+            "--path",
+            "examples",
+            "--json",
+            "--no-import",
+        ],
+        data.path(),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&agents)).unwrap();
+    let keys: Vec<_> = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, vec!["omp", "pi"]);
+
+    // --source and --since filter.
+    let omp = run(
+        &[
+            "report", "session", "--path", "examples", "--source", "omp", "--json",
+        ],
+        data.path(),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&omp)).unwrap();
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 3);
+    let later = run(
+        &[
+            "report", "daily", "--path", "examples", "--since", "20261124", "--tz", "UTC", "--json",
+        ],
+        data.path(),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&later)).unwrap();
+    assert_eq!(doc["totals"]["generations"], 0);
+
+    let table = stdout(&run(
+        &["report", "daily", "--path", "examples", "--tz", "UTC"],
+        data.path(),
+    ));
+    assert!(
+        table.contains("2026-11-23") && table.contains("14,050"),
+        "{table}"
+    );
+}
+
+#[test]
+fn show_prints_the_trace_tree() {
+    let data = tempfile::tempdir().unwrap();
+    stdout(&run(
+        &[
+            "report",
+            "session",
+            "--path",
+            "examples/pi/pi-0.87.1/09-tree-branch",
+        ],
+        data.path(),
+    ));
+    let tree = stdout(&run(&["show", "01a20986-dbd7"], data.path()));
+    assert!(tree.contains("pi prompt 1"), "{tree}");
+    assert!(tree.contains("pi prompt 3"), "{tree}");
+    assert!(tree.contains("generation branch_summary"), "{tree}");
+    assert!(tree.contains("tool bash"), "{tree}");
+    assert!(
+        tree.contains("in 400 out 25 cache r/w 1100/0  $0.001905 (agent)"),
+        "{tree}"
+    );
+    let missing = run(&["show", "ffffffff"], data.path());
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no session or trace matches"));
+}
+
+#[test]
+fn prices_explains_the_rule() {
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        &["prices", "claude-sonnet-4-5-20250929", "--json"],
+        data.path(),
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["key"], "claude-sonnet-4-5-20250929");
+    assert_eq!(doc["usd_per_mtok"]["input"], 3.0);
+    let unknown = stdout(&run(&["prices", "mock-gpt"], data.path()));
+    assert!(unknown.contains("no price found"), "{unknown}");
+    let tiers = stdout(&run(&["prices", "gemini-2.5-pro"], data.path()));
+    assert!(tiers.contains("above 200k"), "{tiers}");
+}
+
+#[test]
+fn overrides_from_the_config_file_price_unknown_models() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("config.toml");
+    // Re-price the mock model at $1/$2 per Mtok: 01-print-openai has 600 input, 65 output, 2100 cache read
+    // (cache read falls back to the input price): 600e-6 + 130e-6 + 2100e-6 = $0.00283.
+    std::fs::write(
+        &config,
+        "[prices.\"mock-gpt\"]\ninput = 1.0\noutput = 2.0\n",
+    )
+    .unwrap();
+    let out = stdout(&run(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "report",
+            "session",
+            "--path",
+            "examples/pi/pi-0.87.1/01-print-openai",
+            "--json",
+        ],
+        data.path(),
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["sessions"][0]["cost_source"], "override");
+    assert!(
+        (doc["totals"]["cost_usd"].as_f64().unwrap() - 0.00283).abs() < 1e-12,
+        "{out}"
+    );
+}
+
+#[test]
+fn doctor_reports_discovery_and_bad_arguments_fail_clearly() {
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        &["doctor", "--path", "examples", "--json"],
+        data.path(),
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["sources"][0]["files"], 20);
+    assert_eq!(doc["store"]["exists"], false);
+    let bad = run(&["report", "--source", "vim"], data.path());
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown --source 'vim'"));
+    let bad_tz = run(
+        &["report", "--tz", "Mars/Olympus", "--path", "examples"],
+        data.path(),
+    );
+    assert!(String::from_utf8_lossy(&bad_tz.stderr).contains("unknown time zone"));
+}
