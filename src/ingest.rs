@@ -241,6 +241,9 @@ pub fn import(
     }
     progress.inc(batch.bytes, "");
     batch.flush(store).context("store error while importing")?;
+    store
+        .link_orphan_traces()
+        .context("store error while linking subagent traces")?;
     progress.finish();
     Ok(summary)
 }
@@ -283,11 +286,22 @@ fn import_file(
             Parser::new(file.agent, &file.path)
         }
     };
+    // Whole-document files are rewritten in place: always read them again from the start.
+    let document = Parser::is_document(file.agent, &file.path);
+    if document {
+        resume = None;
+        parser = Parser::new(file.agent, &file.path);
+    }
     let mut restart = resume.is_none();
     if restart && prev.is_some() {
         summary.files_restarted += 1;
     }
     let start = resume.map_or(0, |p| p.offset);
+    if document {
+        return import_document(
+            file, path, meta, &handle, parser, restart, enricher, summary, batch,
+        );
+    }
     let mut reader = ChunkReader::new(&handle, start)?;
     let mut issues: Vec<LineIssue> = Vec::new();
     let mut read_any = false;
@@ -340,6 +354,66 @@ fn import_file(
     if start < reader.offset() {
         summary.files_read += 1;
     }
+    Ok(())
+}
+
+/// Reads a whole-document file (Gemini `session-*.json`) and replaces what was imported from it.
+#[allow(clippy::too_many_arguments)]
+fn import_document(
+    file: &DiscoveredFile,
+    path: &str,
+    meta: &std::fs::Metadata,
+    handle: &File,
+    mut parser: Parser,
+    restart: bool,
+    enricher: &Enricher,
+    summary: &mut ImportSummary,
+    batch: &mut Batch,
+) -> Result<()> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&*handle).read_to_end(&mut bytes)?;
+    let mut records = Vec::new();
+    let mut issues = Vec::new();
+    parser.line(
+        &crate::sources::reader::Line {
+            offset: 0,
+            bytes: &bytes,
+        },
+        &mut records,
+        &mut issues,
+    );
+    parser.end_chunk(&mut records);
+    enricher.apply(&mut records);
+    for issue in &issues {
+        summary.warn(format!("{path}: {}", issue.message));
+    }
+    let size = bytes.len() as u64;
+    let head_len = size.min(HEAD_BYTES);
+    summary.records += records.len() as u64;
+    summary.bytes_read += size;
+    summary.files_read += 1;
+    batch.push(
+        Chunk {
+            file: FileUpdate {
+                path: path.to_string(),
+                agent: file.agent.as_str(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                size: meta.len(),
+                mtime_ns: mtime_ns(meta),
+                head_len,
+                head_hash: head_hash(handle, head_len)?,
+                offset: size,
+                checkpoint: None,
+                new_warnings: issues.len() as u64,
+                last_warning: issues.last().map(|i| i.message.clone()),
+            },
+            restart,
+            records,
+        },
+        size,
+    );
     Ok(())
 }
 

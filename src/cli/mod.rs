@@ -32,7 +32,8 @@ Config: $XDG_CONFIG_HOME/tokentrace/config.toml (override: --config, TOKENTRACE_
 
 /// Full visibility into what your AI coding agents do and what they cost.
 ///
-/// tokentrace reads the session files your agents already write (pi, oh-my-pi), models every run as a
+/// tokentrace reads the session files your agents already write (pi, oh-my-pi, Claude Code, Codex CLI,
+/// Gemini CLI), models every run as a
 /// trace tree (prompt → turn → model call / tool call), prices it, keeps it in a local store and reports
 /// on it — no backend needed.
 #[derive(Debug, Parser)]
@@ -73,7 +74,7 @@ pub enum Command {
 /// Where sessions are read from: `--source` and `--path`, shared by commands that import.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SourceArgs {
-    /// Only these agents (repeatable or comma-separated): pi, omp.
+    /// Only these agents (repeatable or comma-separated): pi, omp, claude, codex, gemini.
     #[arg(long, value_delimiter = ',', value_name = "AGENT")]
     pub source: Vec<String>,
     /// Read sessions from DIR (searched recursively; the agent is detected from each file) instead of the

@@ -40,17 +40,32 @@ pub enum Agent {
     Pi,
     /// oh-my-pi (`@oh-my-pi/pi-coding-agent`, CLI `omp`).
     Omp,
+    /// Claude Code (`@anthropic-ai/claude-code`).
+    Claude,
+    /// OpenAI Codex CLI (`@openai/codex`).
+    Codex,
+    /// Gemini CLI (`@google/gemini-cli`).
+    Gemini,
 }
 
 impl Agent {
     /// Every agent, in display order.
-    pub const ALL: [Agent; 2] = [Agent::Pi, Agent::Omp];
+    pub const ALL: [Agent; 5] = [
+        Agent::Pi,
+        Agent::Omp,
+        Agent::Claude,
+        Agent::Codex,
+        Agent::Gemini,
+    ];
 
     /// The lowercase name used in ids, the store, reports and `--source`.
     pub fn as_str(self) -> &'static str {
         match self {
             Agent::Pi => "pi",
             Agent::Omp => "omp",
+            Agent::Claude => "claude",
+            Agent::Codex => "codex",
+            Agent::Gemini => "gemini",
         }
     }
 
@@ -59,6 +74,9 @@ impl Agent {
         match name.to_ascii_lowercase().as_str() {
             "pi" => Some(Agent::Pi),
             "omp" | "oh-my-pi" => Some(Agent::Omp),
+            "claude" | "claude-code" => Some(Agent::Claude),
+            "codex" => Some(Agent::Codex),
+            "gemini" | "gemini-cli" => Some(Agent::Gemini),
             _ => None,
         }
     }
@@ -230,7 +248,8 @@ impl Level {
     }
 }
 
-/// One agent session: a pi / oh-my-pi session file.
+/// One agent session: a pi / oh-my-pi session file, a Claude `sessionId` (main transcript + subagent
+/// transcripts), a Codex thread (rollout file), a Gemini chat.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Session {
     /// `agent:session_id`, unique across agents.
@@ -254,6 +273,9 @@ pub struct Session {
     pub user: Option<String>,
     /// Format details (file format version, …).
     pub metadata: Option<serde_json::Value>,
+    /// True when this record comes from a file that does not own the session (a Claude subagent
+    /// transcript): the session stays attached to its main file.
+    pub secondary_file: bool,
 }
 
 /// One user prompt and everything the agent did for it. The root observation (type `agent`) is implied by

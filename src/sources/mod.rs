@@ -4,6 +4,9 @@
 //! bytes and yields [`Record`]s; it does no network or database I/O. A parser's state between chunks is
 //! serializable ([`Parser::checkpoint`]) so an import can resume at a byte offset.
 
+pub mod claude;
+pub mod codex;
+pub mod gemini;
 pub mod pi;
 pub mod reader;
 
@@ -60,6 +63,9 @@ pub fn default_roots(env: &Env, agents: &[Agent]) -> Vec<Root> {
         match agent {
             Agent::Pi => roots.extend(pi::paths::pi_roots(env)),
             Agent::Omp => roots.extend(pi::paths::omp_roots(env)),
+            Agent::Claude => roots.extend(claude::paths::roots(env)),
+            Agent::Codex => roots.extend(codex::paths::roots(env)),
+            Agent::Gemini => roots.extend(gemini::paths::roots(env)),
         }
     }
     roots
@@ -91,7 +97,10 @@ pub fn discover_with(
                 continue;
             }
             let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("jsonl" | "json")
+            ) {
                 continue;
             }
             if let Some(agent) = known(path).or_else(|| detect(path)) {
@@ -120,12 +129,34 @@ pub fn detect(path: &Path) -> Option<Agent> {
             Err(_) => return None,
         }
     }
-    pi::detect(&head[..n], path)
+    let head = &head[..n];
+    let is_json = path.extension().is_some_and(|e| e == "json");
+    if is_json {
+        // Only Gemini writes whole-document `.json` chats; other `.json` files (settings, Claude's subagent
+        // `.meta.json`) are not sessions.
+        return gemini::detect(head, path).then_some(Agent::Gemini);
+    }
+    if let Some(agent) = pi::detect(head, path) {
+        return Some(agent);
+    }
+    if codex::detect(head, path) {
+        return Some(Agent::Codex);
+    }
+    if gemini::detect(head, path) {
+        return Some(Agent::Gemini);
+    }
+    if claude::detect(head, path) {
+        return Some(Agent::Claude);
+    }
+    None
 }
 
 /// A parser for one file, resumable from a checkpoint.
 pub enum Parser {
     Pi(Box<pi::parser::PiParser>),
+    Claude(Box<claude::parser::ClaudeParser>),
+    Codex(Box<codex::parser::CodexParser>),
+    Gemini(Box<gemini::parser::GeminiParser>),
 }
 
 impl Parser {
@@ -133,7 +164,16 @@ impl Parser {
     pub fn new(agent: Agent, path: &Path) -> Parser {
         match agent {
             Agent::Pi | Agent::Omp => Parser::Pi(Box::new(pi::parser::PiParser::new(agent, path))),
+            Agent::Claude => Parser::Claude(Box::new(claude::parser::ClaudeParser::new(path))),
+            Agent::Codex => Parser::Codex(Box::new(codex::parser::CodexParser::new(path))),
+            Agent::Gemini => Parser::Gemini(Box::new(gemini::parser::GeminiParser::new(path))),
         }
+    }
+
+    /// True when the file is one JSON document rewritten as a whole (Gemini `session-*.json`): it is re-read
+    /// completely whenever it changes and fed to [`Parser::line`] as a single line.
+    pub fn is_document(agent: Agent, path: &Path) -> bool {
+        agent == Agent::Gemini && gemini::is_document(path)
     }
 
     /// A parser resumed from [`Parser::checkpoint`]; a checkpoint that does not load gives `None`
@@ -142,6 +182,12 @@ impl Parser {
         match agent {
             Agent::Pi | Agent::Omp => pi::parser::PiParser::resume(agent, path, checkpoint)
                 .map(|p| Parser::Pi(Box::new(p))),
+            Agent::Claude => claude::parser::ClaudeParser::resume(path, checkpoint)
+                .map(|p| Parser::Claude(Box::new(p))),
+            Agent::Codex => codex::parser::CodexParser::resume(path, checkpoint)
+                .map(|p| Parser::Codex(Box::new(p))),
+            Agent::Gemini => gemini::parser::GeminiParser::resume(path, checkpoint)
+                .map(|p| Parser::Gemini(Box::new(p))),
         }
     }
 
@@ -154,6 +200,9 @@ impl Parser {
     ) {
         match self {
             Parser::Pi(p) => p.line(line, out, issues),
+            Parser::Claude(p) => p.line(line, out, issues),
+            Parser::Codex(p) => p.line(line, out, issues),
+            Parser::Gemini(p) => p.line(line, out, issues),
         }
     }
 
@@ -161,6 +210,9 @@ impl Parser {
     pub fn end_chunk(&mut self, out: &mut Vec<Record>) {
         match self {
             Parser::Pi(p) => p.end_chunk(out),
+            Parser::Claude(p) => p.end_chunk(out),
+            Parser::Codex(p) => p.end_chunk(out),
+            Parser::Gemini(p) => p.end_chunk(out),
         }
     }
 
@@ -168,6 +220,9 @@ impl Parser {
     pub fn checkpoint(&self) -> String {
         match self {
             Parser::Pi(p) => p.checkpoint(),
+            Parser::Claude(p) => p.checkpoint(),
+            Parser::Codex(p) => p.checkpoint(),
+            Parser::Gemini(p) => p.checkpoint(),
         }
     }
 }

@@ -65,6 +65,25 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+
+    /// Gives observations written without a trace (a subagent transcript knows the tool call that spawned
+    /// it, not that call's trace) the trace of their parent, level by level. Returns the rows updated.
+    pub fn link_orphan_traces(&mut self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.conn.execute(
+                "UPDATE observations SET trace_id =
+                   (SELECT p.trace_id FROM observations p WHERE p.id = observations.parent_id)
+                 WHERE trace_id IS NULL AND parent_id IS NOT NULL
+                   AND (SELECT p.trace_id FROM observations p WHERE p.id = observations.parent_id) IS NOT NULL",
+                [],
+            )?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
 }
 
 fn upsert_file(tx: &Transaction<'_>, f: &FileUpdate, restart: bool) -> Result<i64> {
@@ -125,7 +144,7 @@ fn upsert_session(tx: &Transaction<'_>, s: &Session, file_id: i64) -> Result<()>
            channel = COALESCE(excluded.channel, sessions.channel),
            user = COALESCE(excluded.user, sessions.user),
            metadata = COALESCE(excluded.metadata, sessions.metadata),
-           file_id = excluded.file_id",
+           file_id = CASE WHEN ?14 THEN COALESCE(sessions.file_id, excluded.file_id) ELSE excluded.file_id END",
     )?;
     stmt.execute(params![
         s.key,
@@ -141,6 +160,7 @@ fn upsert_session(tx: &Transaction<'_>, s: &Session, file_id: i64) -> Result<()>
         s.user,
         json(&s.metadata),
         file_id,
+        s.secondary_file,
     ])?;
     Ok(())
 }

@@ -14,7 +14,17 @@ use crate::model::Agent;
 /// `{"type":"title",…}` followed by the header. An oh-my-pi header without the title slot is told apart by
 /// its location under `.omp/`.
 pub fn detect(head: &[u8], path: &Path) -> Option<Agent> {
-    let first = head.split(|b| *b == b'\n').next()?;
+    let mut lines = head.split(|b| *b == b'\n');
+    let first = lines.next()?;
+    // `pi --mode json` output also starts with the session header, followed by events, not entries.
+    let second = if first.starts_with(b"{\"type\":\"title\"") {
+        lines.nth(1)
+    } else {
+        lines.next()
+    };
+    if second.is_some_and(is_stream_event) {
+        return None;
+    }
     let first: serde_json::Value = match serde_json::from_slice(first) {
         Ok(v) => v,
         // A header longer than the probe: fall back to a prefix check.
@@ -37,6 +47,35 @@ pub fn detect(head: &[u8], path: &Path) -> Option<Agent> {
         }
         _ => None,
     }
+}
+
+/// True for a line of pi's JSON / RPC event stream (`AgentSessionEvent`), which session files never contain.
+fn is_stream_event(line: &[u8]) -> bool {
+    // pi `AgentSessionEvent`s, plus oh-my-pi's JSON-mode extras (`src/session/agent-session-events.ts`).
+    const EVENTS: [&str; 18] = [
+        "agent_",
+        "turn_",
+        "message_start",
+        "message_update",
+        "message_end",
+        "tool_execution_",
+        "auto_retry_",
+        "compaction_start",
+        "compaction_end",
+        "queue_update",
+        "entry_appended",
+        "summarization_",
+        "bash_execution_",
+        "extension_",
+        "advisor_",
+        "model_changed",
+        "notice",
+        "irc_message",
+    ];
+    let Some(rest) = line.strip_prefix(b"{\"type\":\"") else {
+        return false;
+    };
+    EVENTS.iter().any(|e| rest.starts_with(e.as_bytes()))
 }
 
 fn pi_or_omp(path: &Path) -> Agent {
@@ -73,5 +112,13 @@ mod tests {
             None
         );
         assert_eq!(detect(b"not json", p), None);
+        // `pi --mode json` output: a header, then events.
+        assert_eq!(
+            detect(
+                b"{\"type\":\"session\",\"id\":\"a\",\"cwd\":\"/t\"}\n{\"type\":\"agent_start\"}\n",
+                p
+            ),
+            None
+        );
     }
 }

@@ -304,6 +304,7 @@ impl PiParser {
             channel: None,
             user: None,
             metadata: Some(json!({ "format_version": s.format_version.unwrap_or(1) })),
+            secondary_file: false,
         }
     }
 
