@@ -3,6 +3,7 @@
 # fresh session id, like a long-lived user's ~/.pi), then measures with the release binary:
 #   cold  `report daily` (full import into an empty store, building the whole trace store)
 #   warm  `report daily` with nothing new (the incremental no-op)
+#   the share of the cold import spent in the privacy layer (redaction budget: < 20%)
 # and the peak RSS of the cold run. Prints MB/s and lines/s. Usage: scripts/bench-import.sh [COPIES] (default 400)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,11 +34,13 @@ lines=$(find "$work/history" -name '*.jsonl' -exec cat {} + | wc -l)
 files=$(find "$work/history" -name '*.jsonl' | wc -l)
 echo "history: $files files, $lines lines, $((bytes / 1000000)) MB"
 
-measure() { # prints seconds and max RSS KB of one run
-  /usr/bin/time -f "%e %M" -o "$work/time" "$bin" report daily --path "$work/history" --data-dir "$work/data" --tz UTC >/dev/null
+measure() { # prints seconds and max RSS KB of one run; the import log goes to $work/log
+  /usr/bin/time -f "%e %M" -o "$work/time" "$bin" report daily --path "$work/history" --data-dir "$work/data" --tz UTC -v \
+    >/dev/null 2>"$work/log"
   cat "$work/time"
 }
 read -r cold rss < <(measure)
+privacy=$(grep -o 'privacy layer [0-9]* ms ([0-9.]*%)' "$work/log" || echo "privacy layer: n/a")
 read -r warm _ < <(measure)
 python3 - "$bytes" "$lines" "$cold" "$warm" "$rss" <<'PY'
 import sys
@@ -45,4 +48,5 @@ b, l, cold, warm, rss = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), 
 print(f"cold import + report: {cold:.2f} s  ({b/1e6/cold:.1f} MB/s, {l/cold:,.0f} lines/s), peak RSS {rss/1024:.0f} MB")
 print(f"warm re-run (nothing new): {warm:.2f} s  ({100*warm/cold:.1f}% of cold)")
 PY
+echo "of the cold import: $privacy (capture policy full: redaction, masking, caps)"
 echo "store: $(du -sh "$work/data" | cut -f1)"

@@ -5,6 +5,12 @@
 //! channel = "cli"                 # default channel of every session
 //! user = "alice"
 //! max_field_chars = 20000         # cap of each stored text field
+//! capture = "full"                # metadata | prompts | full
+//! redact = ["my-company-secret"]  # literals to redact (≥ 8 chars)
+//! hash_paths = false              # store project paths as hashes
+//!
+//! [capture_fields]                # per-field overrides of the capture policy
+//! tool_output = false
 //!
 //! [[channels]]                    # sessions whose cwd starts with `path` get `channel`
 //! path = "~/bots/telegram"
@@ -48,6 +54,16 @@ pub struct Config {
     #[serde(default)]
     pub tags: Vec<String>,
     pub max_field_chars: Option<usize>,
+    /// Per-field capture overrides: `prompt`, `answer`, `response`, `reasoning`, `tool_input`,
+    /// `tool_output`, `other` → keep or drop, whatever the policy.
+    #[serde(default)]
+    pub capture_fields: HashMap<String, bool>,
+    /// Replace project paths by a stable hash (`TOKENTRACE_HASH_PATHS=1`).
+    #[serde(default)]
+    pub hash_paths: bool,
+    /// Literal strings (≥ 8 chars) to redact wherever they appear.
+    #[serde(default)]
+    pub redact: Vec<String>,
     #[serde(default)]
     pub channels: Vec<ChannelRule>,
     #[serde(default)]
@@ -106,6 +122,9 @@ impl Config {
                 .filter(|t| !t.is_empty())
                 .map(String::from)
                 .collect();
+        }
+        if env.var("TOKENTRACE_HASH_PATHS").is_some_and(|v| v != "0") {
+            self.hash_paths = true;
         }
         if let Some(v) = env.var("TOKENTRACE_MAX_FIELD_CHARS") {
             self.max_field_chars = Some(

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, DEFAULT_MAX_FIELD_CHARS};
+use crate::config::Config;
 use crate::model::Record;
 use crate::pricing::Pricer;
-use crate::privacy;
+use crate::privacy::{Privacy, RedactionCounts};
 use crate::sources::reader::ChunkReader;
 use crate::sources::{DiscoveredFile, LineIssue, Parser};
 use crate::store::{Chunk, FileRow, FileUpdate, Store};
@@ -58,49 +58,56 @@ impl Batch {
     }
 }
 
-/// Enrichment applied to every record before it is stored.
+/// Enrichment applied to every record before it is stored: pricing, channel and user, then the privacy
+/// layer (capture policy, redaction, path masking, caps).
 pub struct Enricher {
     pricer: Pricer,
+    privacy: Privacy,
     config: Config,
     home: Option<std::path::PathBuf>,
-    max_chars: usize,
 }
 
 impl Enricher {
-    pub fn new(config: Config, home: Option<std::path::PathBuf>) -> Enricher {
-        Enricher {
+    /// Enrichment from the config and the environment the privacy layer reads (secret-looking variables are
+    /// redacted wherever their values appear). Errors: an invalid capture policy or field override.
+    pub fn try_new(
+        config: Config,
+        home: Option<std::path::PathBuf>,
+        env: &HashMap<String, String>,
+    ) -> Result<Enricher> {
+        Ok(Enricher {
             pricer: Pricer::new(config.prices.clone()),
-            max_chars: config.max_field_chars.unwrap_or(DEFAULT_MAX_FIELD_CHARS),
+            privacy: Privacy::new(&config, env, home.clone())?,
             config,
             home,
-        }
+        })
     }
 
-    /// Prices generations, caps text fields, sets channel and user.
-    pub fn apply(&self, records: &mut [Record]) {
-        for record in records {
+    /// Enrichment without environment literals (tests, benchmarks). Panics on an invalid capture policy in
+    /// `config`; user configs go through [`Enricher::try_new`].
+    pub fn new(config: Config, home: Option<std::path::PathBuf>) -> Enricher {
+        Enricher::try_new(config, home, &HashMap::new()).expect("valid privacy settings")
+    }
+
+    /// Prices generations, sets channel and user, and applies the privacy layer. Returns the time the privacy
+    /// layer took, ns.
+    pub fn apply(&self, records: &mut [Record], redactions: &mut RedactionCounts) -> u64 {
+        for record in records.iter_mut() {
             match record {
-                Record::Observation(o) => {
-                    self.pricer.price(o);
-                    privacy::cap_field(&mut o.input, self.max_chars);
-                    privacy::cap_field(&mut o.output, self.max_chars);
-                    privacy::cap_field(&mut o.status_message, self.max_chars);
-                    if let Some(m) = o.metadata.as_mut() {
-                        privacy::cap_json(m, self.max_chars);
-                    }
-                }
-                Record::Trace(t) => {
-                    privacy::cap_field(&mut t.input, self.max_chars);
-                    privacy::cap_field(&mut t.output, self.max_chars);
-                }
+                Record::Observation(o) => self.pricer.price(o),
                 Record::Session(s) => {
+                    // Channel rules match the real path, before it is masked.
                     s.channel = self
                         .config
                         .channel_for(s.cwd.as_deref(), self.home.as_deref());
                     s.user = self.config.user.clone();
                 }
+                Record::Trace(_) => {}
             }
         }
+        let t = Instant::now();
+        self.privacy.apply(records, redactions);
+        t.elapsed().as_nanos() as u64
     }
 }
 
@@ -118,6 +125,12 @@ pub struct ImportSummary {
     pub warnings: u64,
     /// The first few warnings, as `path:offset: message`.
     pub warning_samples: Vec<String>,
+    /// Secrets redacted, by kind.
+    pub redactions: RedactionCounts,
+    /// Time spent in the privacy layer (policy, redaction, masking, caps), ns.
+    pub privacy_ns: u64,
+    /// Wall time of the whole import, ns.
+    pub total_ns: u64,
 }
 
 impl ImportSummary {
@@ -191,6 +204,7 @@ pub fn import(
     enricher: &Enricher,
     show_progress: bool,
 ) -> Result<ImportSummary> {
+    let started = Instant::now();
     let known = store.files()?;
     let mut summary = ImportSummary::default();
     // Stat everything first: the unchanged majority costs one stat each, and the bar gets a total.
@@ -245,6 +259,19 @@ pub fn import(
         .link_orphan_traces()
         .context("store error while linking subagent traces")?;
     progress.finish();
+    summary.total_ns = started.elapsed().as_nanos() as u64;
+    if summary.files_read > 0 {
+        tracing::info!(
+            "imported {} file(s), {:.1} MB, {} records in {:.0} ms; privacy layer {:.0} ms ({:.1}%); redactions {:?}",
+            summary.files_read,
+            summary.bytes_read as f64 / 1e6,
+            summary.records,
+            summary.total_ns as f64 / 1e6,
+            summary.privacy_ns as f64 / 1e6,
+            100.0 * summary.privacy_ns as f64 / summary.total_ns.max(1) as f64,
+            summary.redactions
+        );
+    }
     Ok(summary)
 }
 
@@ -317,7 +344,7 @@ fn import_file(
         }
         read_any |= more;
         parser.end_chunk(&mut records);
-        enricher.apply(&mut records);
+        summary.privacy_ns += enricher.apply(&mut records, &mut summary.redactions);
         let offset = reader.offset();
         let head_len = offset.min(HEAD_BYTES);
         for issue in &issues {
@@ -384,7 +411,7 @@ fn import_document(
         &mut issues,
     );
     parser.end_chunk(&mut records);
-    enricher.apply(&mut records);
+    summary.privacy_ns += enricher.apply(&mut records, &mut summary.redactions);
     for issue in &issues {
         summary.warn(format!("{path}: {}", issue.message));
     }

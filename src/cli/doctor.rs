@@ -12,12 +12,79 @@ use crate::sources;
 pub struct DoctorArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
+    /// Show the privacy settings in effect and count redactions by kind over the store.
+    #[arg(long)]
+    pub privacy: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
 
+fn privacy_report(ctx: &Context, json_out: bool) -> Result<()> {
+    let privacy = crate::privacy::Privacy::new(&ctx.config, &ctx.env.vars, ctx.env.home.clone())?;
+    let fields: Vec<(&str, bool)> = crate::privacy::Field::ALL
+        .iter()
+        .map(|f| (f.as_str(), privacy.keeps(*f)))
+        .collect();
+    let store_path = ctx.store_path();
+    let counts = if store_path.exists() {
+        ctx.open_store()?.redaction_counts()?
+    } else {
+        Default::default()
+    };
+    let max_chars = ctx
+        .config
+        .max_field_chars
+        .unwrap_or(crate::config::DEFAULT_MAX_FIELD_CHARS);
+    if json_out {
+        let doc = json!({
+            "capture": privacy.capture.as_str(),
+            "fields": fields.iter().map(|(f, k)| (f.to_string(), json!(k))).collect::<serde_json::Map<_, _>>(),
+            "hash_paths": ctx.config.hash_paths,
+            "redact_literals": ctx.config.redact.len(),
+            "max_field_chars": max_chars,
+            "redactions_in_store": counts,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!(
+        "Capture policy: {} (TOKENTRACE_CAPTURE or `capture` in the config)",
+        privacy.capture.as_str()
+    );
+    for (field, keep) in &fields {
+        println!(
+            "  {field:<12} {}",
+            if *keep { "kept (redacted)" } else { "dropped" }
+        );
+    }
+    println!(
+        "Paths: home directory shown as ~{}",
+        if ctx.config.hash_paths {
+            "; project paths hashed"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "Text fields capped at {max_chars} chars; {} literal(s) from the config redacted",
+        ctx.config.redact.len()
+    );
+    if counts.is_empty() {
+        println!("\nRedactions in the store: none");
+    } else {
+        println!("\nRedactions in the store, by kind:");
+        for (kind, n) in &counts {
+            println!("  {kind:<18} {n}");
+        }
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
+    if args.privacy {
+        return privacy_report(ctx, args.json);
+    }
     let agents = args.sources.agents()?;
     let roots = ctx.roots(&args.sources)?;
     let mut found = Vec::new();

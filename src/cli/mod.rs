@@ -177,7 +177,8 @@ impl Context {
                 .get(path.to_str()?)
                 .and_then(|f| Agent::parse(&f.agent))
         });
-        let enricher = Enricher::new(self.config.clone(), self.env.home.clone());
+        let enricher =
+            Enricher::try_new(self.config.clone(), self.env.home.clone(), &self.env.vars)?;
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
         ingest::import(store, &files, &enricher, interactive)
     }

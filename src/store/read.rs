@@ -382,3 +382,34 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Counts `[REDACTED:<kind>]` markers in every stored text, by kind (what `doctor --privacy` shows).
+    pub fn redaction_counts(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let mut counts = std::collections::BTreeMap::new();
+        let mut stmt = self.conn().prepare(
+            "SELECT input FROM observations UNION ALL SELECT output FROM observations
+             UNION ALL SELECT status_message FROM observations UNION ALL SELECT metadata FROM observations
+             UNION ALL SELECT input FROM traces UNION ALL SELECT output FROM traces
+             UNION ALL SELECT metadata FROM sessions",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let Some(text) = r.get::<_, Option<String>>(0)? else {
+                continue;
+            };
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find("[REDACTED:") {
+                let after = &rest[i + 10..];
+                match after.find(']') {
+                    Some(end) if end <= 40 => {
+                        *counts.entry(after[..end].to_string()).or_insert(0) += 1;
+                        rest = &after[end..];
+                    }
+                    _ => rest = after,
+                }
+            }
+        }
+        Ok(counts)
+    }
+}
