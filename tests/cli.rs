@@ -189,3 +189,24 @@ fn doctor_reports_discovery_and_bad_arguments_fail_clearly() {
     );
     assert!(String::from_utf8_lossy(&bad_tz.stderr).contains("unknown time zone"));
 }
+
+#[test]
+fn gemini_side_call_gap_is_reported() {
+    let Some(corpus) = common::shared_corpus() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let home = corpus.join("gemini/gemini-0.61.0/run5-compress/home");
+    let table = stdout(&run(
+        &["report", "session", "--path", home.to_str().unwrap()],
+        data.path(),
+    ));
+    assert!(table.contains("side calls"), "{table}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["doctor", "--json"], data.path()))).unwrap();
+    assert_eq!(doc["known_gaps"][0]["sessions"], 1);
+    assert!(doc["known_gaps"][0]["gap"]
+        .as_str()
+        .unwrap()
+        .contains("not recorded"));
+}

@@ -121,6 +121,11 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         }
         None => Vec::new(),
     };
+    let gaps = store
+        .as_ref()
+        .map(|s| s.known_gaps(&Default::default()))
+        .transpose()?
+        .unwrap_or_default();
     let missing = store
         .as_ref()
         .map(|s| s.files().map(|f| crate::ingest::missing_files(&f)))
@@ -146,6 +151,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
             "files_with_warnings": warned.iter().map(|f| json!({ "path": f.path, "warnings": f.warnings, "last": f.last_warning })).collect::<Vec<_>>(),
             "files_gone_from_disk": missing,
+            "known_gaps": gaps.iter().map(|(g, n)| json!({ "gap": g, "sessions": n })).collect::<Vec<_>>(),
             "unpriced_models": unpriced.iter().map(|(p, m, n)| json!({ "provider": p, "model": m, "generations": n })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -227,6 +233,12 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             "\n{} imported file(s) are gone from disk; their data stays in the store.",
             missing.len()
         );
+    }
+    if !gaps.is_empty() {
+        println!("\nKnown gaps in what the agents record:");
+        for (gap, n) in &gaps {
+            println!("  {gap} ({n} session(s))");
+        }
     }
     if unpriced.is_empty() {
         println!("\nUnpriced models: none");

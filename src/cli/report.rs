@@ -114,6 +114,11 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         );
     } else {
         println!("{}", render_table(args.grouping, &window, &agg, &sessions));
+        for (gap, n) in store.known_gaps(&filter)? {
+            println!(
+                "Note ({n} session(s)): {gap}; their totals cover only what the files record."
+            );
+        }
     }
     Ok(())
 }

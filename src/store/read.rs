@@ -336,6 +336,22 @@ impl Store {
         ))
     }
 
+    /// Known gaps the sources flagged in session metadata (`known_gaps`, e.g. Gemini's unrecorded side calls),
+    /// with the number of matching sessions.
+    pub fn known_gaps(&self, filter: &Filter) -> Result<Vec<(String, u64)>> {
+        let (cond, params) = filter.sql();
+        let sql = format!(
+            "SELECT g.value, COUNT(DISTINCT s.key)
+             FROM sessions s LEFT JOIN files f ON f.id = s.file_id, json_each(s.metadata, '$.known_gaps') g
+             WHERE json_valid(s.metadata) AND {cond} GROUP BY 1 ORDER BY 1"
+        );
+        let mut stmt = self.conn().prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Models with generations that had tokens but no price: (provider, model, generations).
     pub fn unpriced_models(&self) -> Result<Vec<(Option<String>, String, u64)>> {
         let mut stmt = self.conn().prepare(

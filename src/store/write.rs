@@ -1,8 +1,9 @@
 //! Import transactions: upsert a chunk of records and advance the file offset atomically.
 //!
 //! Upserts merge: a field the record leaves unset (`None`) keeps the stored value, start times keep the first
-//! value written, end times take the maximum. Records are keyed by their deterministic ids, so importing the
-//! same lines again changes nothing.
+//! value written, end times take the maximum. A row written by two files (an archived copy of a rollout)
+//! stays attached to the file that wrote it first, so re-reading the other file never deletes it. Records are
+//! keyed by their deterministic ids, so importing the same lines again changes nothing.
 
 use anyhow::Result;
 use rusqlite::{params, Transaction};
@@ -236,7 +237,7 @@ fn upsert_observation(tx: &Transaction<'_>, o: &Observation, file_id: i64) -> Re
            input = COALESCE(excluded.input, observations.input),
            output = COALESCE(excluded.output, observations.output),
            metadata = COALESCE(excluded.metadata, observations.metadata),
-           file_id = excluded.file_id",
+           file_id = COALESCE(observations.file_id, excluded.file_id)",
     )?;
     let u = o.usage;
     let c = o.cost;

@@ -1,21 +1,63 @@
 //! Gemini CLI chats (format notes and counting rules: `README.md` in this folder).
 
+pub mod format;
 pub mod parser;
 pub mod paths;
 
 use std::path::Path;
 
 /// Detects a Gemini CLI chat: a `session-*.jsonl` whose first line is the header
-/// `{"sessionId","projectHash","startTime",…}`, or a `session-*.json` document with `sessionId` and `messages`.
+/// `{"sessionId","projectHash","startTime",…}`, a `session-*.json` document with `sessionId` and `projectHash`,
+/// or a subagent chat (`chats/<main session id>/<agent id>.jsonl`, header `"kind":"subagent"`).
 pub fn detect(head: &[u8], path: &Path) -> bool {
     let text = String::from_utf8_lossy(head);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.starts_with("session-")
-        && text.contains("\"sessionId\"")
-        && text.contains("\"projectHash\"")
+    let header = text.contains("\"sessionId\"") && text.contains("\"projectHash\"");
+    if name.starts_with("session-") {
+        return header;
+    }
+    // Subagent chats are named by their agent id; only the header tells them apart.
+    let first = head.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    header
+        && !is_document(path)
+        && serde_json::from_slice::<serde_json::Value>(first)
+            .ok()
+            .is_some_and(|v| {
+                v.get("kind").and_then(|k| k.as_str()) == Some("subagent")
+                    && v.get("sessionId").is_some_and(|s| s.is_string())
+                    && v.get("projectHash").is_some_and(|s| s.is_string())
+            })
 }
 
 /// True for the whole-document chat format (`session-*.json`, rewritten in place on every change).
 pub fn is_document(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_main_document_and_subagent_chats() {
+        let header = br#"{"sessionId":"s1","projectHash":"ab","startTime":"2026-11-23T03:10:32.199Z","lastUpdated":"2026-11-23T03:10:32.199Z","kind":"main"}
+"#;
+        assert!(detect(
+            header,
+            Path::new("chats/session-2026-11-23T03-10-s1.jsonl")
+        ));
+        assert!(detect(
+            header,
+            Path::new("chats/session-2026-11-23T03-10-s1.json")
+        ));
+        assert!(!detect(header, Path::new("chats/notes.jsonl")));
+        let sub = br#"{"sessionId":"a1","projectHash":"ab","startTime":"2026-11-23T03:10:32.199Z","lastUpdated":"2026-11-23T03:10:32.199Z","kind":"subagent","directories":["/p"]}
+"#;
+        assert!(detect(sub, Path::new("chats/s1/a1.jsonl")));
+        assert!(!detect(sub, Path::new("chats/s1/a1.json")));
+        assert!(!detect(
+            br#"{"type":"user","sessionId":"x"}"#,
+            Path::new("x.jsonl")
+        ));
+    }
 }
