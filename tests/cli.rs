@@ -210,3 +210,87 @@ fn gemini_side_call_gap_is_reported() {
         .unwrap()
         .contains("not recorded"));
 }
+
+#[test]
+fn daily_report_over_the_whole_corpus_shows_every_agent_exactly() {
+    // Every run folder together (session files next to streams, telemetry captures and ground truth): each
+    // agent's totals equal the sum of its runs' expected.json.
+    let Some(corpus) = common::shared_corpus() else {
+        return;
+    };
+    let mut expected: std::collections::BTreeMap<String, [u64; 5]> = Default::default();
+    for agent in ["pi", "omp", "claude", "codex", "gemini"] {
+        for r in common::runs(&corpus, &[agent]) {
+            let e: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(r.join("expected.json")).unwrap())
+                    .unwrap();
+            let x = expected
+                .entry(e["agent"].as_str().unwrap().to_string())
+                .or_default();
+            for (k, key) in ["sessions", "prompts", "generations", "tool_calls"]
+                .iter()
+                .enumerate()
+            {
+                x[k] += e[key].as_u64().unwrap();
+            }
+            x[4] +=
+                e["tokens"]["input"].as_u64().unwrap() + e["tokens"]["output"].as_u64().unwrap();
+        }
+    }
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        &[
+            "report",
+            "agent",
+            "--path",
+            corpus.to_str().unwrap(),
+            "--json",
+        ],
+        data.path(),
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut got: std::collections::BTreeMap<String, [u64; 5]> = Default::default();
+    for row in doc["rows"].as_array().unwrap() {
+        let n = |k: &str| row[k].as_u64().unwrap();
+        got.insert(
+            row["key"].as_str().unwrap().to_string(),
+            [
+                n("sessions"),
+                n("prompts"),
+                n("generations"),
+                n("tool_calls"),
+                row["tokens"]["input"].as_u64().unwrap()
+                    + row["tokens"]["output"].as_u64().unwrap(),
+            ],
+        );
+        assert!(
+            row["unpriced_models"].as_array().unwrap().is_empty()
+                || row["key"] == "pi"
+                || row["key"] == "omp"
+        );
+    }
+    assert_eq!(got, expected);
+    assert_eq!(
+        got.len(),
+        5,
+        "pi, omp, claude, codex and gemini all present"
+    );
+    let daily = stdout(&run(
+        &[
+            "report",
+            "daily",
+            "--path",
+            corpus.to_str().unwrap(),
+            "--tz",
+            "UTC",
+            "--json",
+            "--no-import",
+        ],
+        data.path(),
+    ));
+    let doc: serde_json::Value = serde_json::from_str(&daily).unwrap();
+    assert_eq!(
+        doc["totals"]["sessions"].as_u64().unwrap(),
+        expected.values().map(|x| x[0]).sum::<u64>()
+    );
+}
