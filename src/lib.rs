@@ -10,5 +10,6 @@ pub mod model;
 pub mod pricing;
 pub mod privacy;
 pub mod report;
+pub mod sinks;
 pub mod sources;
 pub mod store;

@@ -131,6 +131,17 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         .map(|s| s.files().map(|f| crate::ingest::missing_files(&f)))
         .transpose()?
         .unwrap_or_default();
+    let endpoints = crate::sinks::endpoint::configured(&ctx.env)?;
+    let sinks: Vec<serde_json::Value> = endpoints
+        .iter()
+        .map(|e| -> Result<serde_json::Value> {
+            let backlog = store.as_ref().map(|s| s.backlog(e.name)).transpose()?.unwrap_or_default();
+            Ok(json!({
+                "sink": e.name, "url": e.url, "reachable": reachable(&e.url),
+                "pending": backlog.pending, "failed": backlog.failed, "delivered": backlog.sent, "last_error": backlog.last_error,
+            }))
+        })
+        .collect::<Result<_>>()?;
     let config_exists = ctx.config_path.as_ref().is_some_and(|p| p.exists());
     let table = PriceTable::bundled();
 
@@ -151,6 +162,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
             "files_with_warnings": warned.iter().map(|f| json!({ "path": f.path, "warnings": f.warnings, "last": f.last_warning })).collect::<Vec<_>>(),
             "files_gone_from_disk": missing,
+            "sinks": sinks,
             "known_gaps": gaps.iter().map(|(g, n)| json!({ "gap": g, "sessions": n })).collect::<Vec<_>>(),
             "unpriced_models": unpriced.iter().map(|(p, m, n)| json!({ "provider": p, "model": m, "generations": n })).collect::<Vec<_>>(),
         });
@@ -217,6 +229,29 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         table.models.len(),
         ctx.config.prices.len()
     );
+    println!("\nBackends");
+    if sinks.is_empty() {
+        println!("  none configured (OTEL_EXPORTER_OTLP_ENDPOINT, LANGFUSE_PUBLIC_KEY + LANGFUSE_SECRET_KEY): reports only");
+    }
+    for s in &sinks {
+        println!(
+            "  {} {} ({}): {} pending, {} failed, {} delivered{}",
+            s["sink"].as_str().unwrap_or(""),
+            s["url"].as_str().unwrap_or(""),
+            if s["reachable"] == true {
+                "reachable"
+            } else {
+                "NOT reachable"
+            },
+            s["pending"],
+            s["failed"],
+            s["delivered"],
+            s["last_error"]
+                .as_str()
+                .map(|e| format!("\n    last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
     if !warned.is_empty() {
         println!("\nFiles with skipped or repaired lines");
         for f in warned.iter().take(10) {
@@ -252,4 +287,23 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// True when a TCP connection to the URL's host and port opens within 2 s.
+fn reachable(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    let default_port = if url.starts_with("https") { 443 } else { 80 };
+    let addr = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:{default_port}")
+    };
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+        })
 }

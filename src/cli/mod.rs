@@ -5,6 +5,7 @@ mod doctor;
 mod prices;
 mod report;
 mod show;
+mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,9 @@ Examples:
   tokentrace show 01a2065e                     the trace tree of a session (id prefix) or trace
   tokentrace prices claude-sonnet-4-5          which price applies to a model, and why
   tokentrace doctor                            what was found where
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 tokentrace sync
+                                               deliver traces to an OTLP backend (Langfuse: LANGFUSE_* keys)
+  tokentrace sync --dry-run out/               write the OTLP/JSON requests instead of sending
 
 Data lives in $XDG_DATA_HOME/tokentrace (override: --data-dir, TOKENTRACE_DATA_DIR).
 Config: $XDG_CONFIG_HOME/tokentrace/config.toml (override: --config, TOKENTRACE_CONFIG).";
@@ -63,6 +67,8 @@ pub struct Global {
 pub enum Command {
     /// Import what is new, then report tokens and cost grouped by day, session, model, …
     Report(report::ReportArgs),
+    /// Import what is new, then deliver pending traces to every configured backend (OTLP, Langfuse).
+    Sync(sync::SyncArgs),
     /// Print the trace tree of a session or trace (id or unique prefix).
     Show(show::ShowArgs),
     /// Show what was discovered where, the config in effect, the store and unpriced models.
@@ -220,6 +226,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Report(args) => report::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
+        Command::Sync(args) => sync::run(&ctx, args),
         Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Prices(args) => prices::run(&ctx, args),
     }

@@ -4,6 +4,7 @@
 //! file's offset and parser checkpoint together, so a crash at any point loses and duplicates nothing.
 //! Reads for reports, `show` and `doctor` are in [`read`].
 
+pub mod outbox;
 pub mod read;
 mod write;
 
@@ -16,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use write::{Chunk, FileUpdate};
 
 /// Current schema version (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// The store file name inside the data directory.

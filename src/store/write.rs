@@ -45,6 +45,7 @@ impl Store {
     /// offset land together or not at all.
     pub fn apply_chunks(&mut self, chunks: &[Chunk]) -> Result<()> {
         let tx = self.conn.transaction()?;
+        let mut touched = std::collections::BTreeSet::new();
         for chunk in chunks {
             let file_id = upsert_file(&tx, &chunk.file, chunk.restart)?;
             if chunk.restart {
@@ -58,11 +59,18 @@ impl Store {
             for record in &chunk.records {
                 match record {
                     Record::Session(s) => upsert_session(&tx, s, file_id)?,
-                    Record::Trace(t) => upsert_trace(&tx, t, file_id)?,
-                    Record::Observation(o) => upsert_observation(&tx, o, file_id)?,
+                    Record::Trace(t) => {
+                        upsert_trace(&tx, t, file_id)?;
+                        touched.insert(t.id.as_str());
+                    }
+                    Record::Observation(o) => {
+                        upsert_observation(&tx, o, file_id)?;
+                        touched.extend(o.trace_id.as_deref());
+                    }
                 }
             }
         }
+        bump_traces(&tx, touched)?;
         tx.commit()?;
         Ok(())
     }
@@ -70,21 +78,50 @@ impl Store {
     /// Gives observations written without a trace (a subagent transcript knows the tool call that spawned
     /// it, not that call's trace) the trace of their parent, level by level. Returns the rows updated.
     pub fn link_orphan_traces(&mut self) -> Result<usize> {
+        let tx = self.conn.transaction()?;
         let mut total = 0;
+        let mut touched = Vec::new();
         loop {
-            let n = self.conn.execute(
+            let mut stmt = tx.prepare(
                 "UPDATE observations SET trace_id =
                    (SELECT p.trace_id FROM observations p WHERE p.id = observations.parent_id)
                  WHERE trace_id IS NULL AND parent_id IS NOT NULL
-                   AND (SELECT p.trace_id FROM observations p WHERE p.id = observations.parent_id) IS NOT NULL",
-                [],
+                   AND (SELECT p.trace_id FROM observations p WHERE p.id = observations.parent_id) IS NOT NULL
+                 RETURNING trace_id",
             )?;
-            total += n;
-            if n == 0 {
-                return Ok(total);
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if ids.is_empty() {
+                break;
             }
+            total += ids.len();
+            touched.extend(ids);
         }
+        bump_traces(&tx, touched.iter().map(String::as_str))?;
+        tx.commit()?;
+        Ok(total)
     }
+}
+
+/// Marks traces as changed: each gets a new `seq`, so every sink sees them as pending again.
+fn bump_traces<'a>(tx: &Transaction<'_>, ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut ids = ids.into_iter().peekable();
+    if ids.peek().is_none() {
+        return Ok(());
+    }
+    let seq: i64 = tx.query_row(
+        "INSERT INTO meta (key, value) VALUES ('trace_seq', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+         RETURNING CAST(value AS INTEGER)",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut stmt = tx.prepare_cached("UPDATE traces SET seq = ?1 WHERE id = ?2")?;
+    for id in ids {
+        stmt.execute(params![seq, id])?;
+    }
+    Ok(())
 }
 
 fn upsert_file(tx: &Transaction<'_>, f: &FileUpdate, restart: bool) -> Result<i64> {

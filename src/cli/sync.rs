@@ -1,0 +1,192 @@
+//! `tokentrace sync`: import what is new, then deliver everything pending to every configured backend.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use serde_json::json;
+
+use super::{print_import_warnings, Context, SourceArgs};
+use crate::sinks::{self, endpoint, DeliveryOptions, ExportSettings};
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Write the OTLP/JSON requests that would be sent into DIR instead of sending anything.
+    #[arg(long, value_name = "DIR")]
+    pub dry_run: Option<PathBuf>,
+    /// Also resend traces a backend refused earlier (4xx).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Seconds to keep retrying an unreachable or overloaded backend before leaving the rest for the next run.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub retry_budget: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Delivery settings from the environment: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+/// `LANGFUSE_ENVIRONMENT`, `LANGFUSE_RELEASE`, `TOKENTRACE_SAMPLE_RATE`, `TOKENTRACE_BATCH_SPANS` (spans per
+/// request, default 2000), tags from `TOKENTRACE_TAGS` / config.
+pub fn delivery_options(ctx: &Context) -> Result<DeliveryOptions> {
+    let env = &ctx.env;
+    let sample_rate = match env.var("TOKENTRACE_SAMPLE_RATE") {
+        Some(v) => {
+            let r: f64 = v
+                .parse()
+                .with_context(|| format!("TOKENTRACE_SAMPLE_RATE={v} is not a number"))?;
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&r),
+                "TOKENTRACE_SAMPLE_RATE={v} must be between 0 and 1"
+            );
+            r
+        }
+        None => 1.0,
+    };
+    let resource_attributes = env
+        .var("OTEL_RESOURCE_ATTRIBUTES")
+        .map(endpoint::parse_pairs)
+        .unwrap_or_default();
+    let environment = env
+        .var("LANGFUSE_ENVIRONMENT")
+        .map(str::to_string)
+        .or_else(|| {
+            resource_attributes
+                .iter()
+                .find(|(k, _)| k == "deployment.environment.name")
+                .map(|(_, v)| v.clone())
+        });
+    let defaults = DeliveryOptions::default();
+    let max_batch_spans = match env.var("TOKENTRACE_BATCH_SPANS") {
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("TOKENTRACE_BATCH_SPANS={v} is not a positive number"))?,
+        None => defaults.max_batch_spans,
+    };
+    Ok(DeliveryOptions {
+        sample_rate,
+        max_batch_spans,
+        settings: ExportSettings {
+            service_name: env
+                .var("OTEL_SERVICE_NAME")
+                .unwrap_or("tokentrace")
+                .to_string(),
+            environment,
+            release: env.var("LANGFUSE_RELEASE").map(str::to_string),
+            resource_attributes,
+            tags: ctx.config.tags.clone(),
+            content_values: true,
+        },
+        ..defaults
+    })
+}
+
+pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
+    let mut store = ctx.open_store()?;
+    if !args.sources.no_import {
+        let summary = ctx.import(&mut store, &args.sources)?;
+        print_import_warnings(&summary);
+    }
+    let mut opts = delivery_options(ctx)?;
+    opts.retry_failed = args.retry_failed;
+    opts.retry_budget = Duration::from_secs(args.retry_budget);
+    if let Some(dir) = &args.dry_run {
+        let (requests, spans) = sinks::dry_run(&store, dir, &opts)?;
+        if args.json {
+            println!(
+                "{}",
+                json!({ "dry_run": dir, "requests": requests, "spans": spans })
+            );
+        } else {
+            println!(
+                "dry run: {requests} request(s) with {spans} span(s) written to {}",
+                dir.display()
+            );
+        }
+        return Ok(());
+    }
+    let endpoints = endpoint::configured(&ctx.env)?;
+    if endpoints.is_empty() {
+        println!(
+            "The store is up to date. No backend is configured: set OTEL_EXPORTER_OTLP_ENDPOINT (any OTLP/HTTP backend) \
+             or LANGFUSE_PUBLIC_KEY + LANGFUSE_SECRET_KEY (+ LANGFUSE_BASE_URL) to deliver traces."
+        );
+        return Ok(());
+    }
+    let mut reports = Vec::new();
+    for ep in &endpoints {
+        let total = store.backlog(ep.name)?.pending;
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) && total > 200 {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} sending to {msg} [{bar:30}] {pos}/{len} traces ({eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(ep.name);
+        let report = sinks::deliver(&mut store, ep, &opts, |n| bar.inc(n))?;
+        bar.finish_and_clear();
+        reports.push(report);
+    }
+    let incomplete = reports
+        .iter()
+        .any(|r| r.backlog.pending > 0 || r.backlog.failed > 0);
+    if args.json {
+        let doc: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                json!({
+                    "sink": r.sink, "url": r.url, "requests": r.requests, "traces_sent": r.traces_sent,
+                    "spans_sent": r.spans_sent, "traces_refused": r.traces_refused, "sampled_out": r.sampled_out,
+                    "scores_sent": r.scores_sent, "scores_failed": r.scores_failed, "retries": r.retries,
+                    "pending": r.backlog.pending, "failed": r.backlog.failed, "delivered": r.backlog.sent,
+                    "last_error": r.backlog.last_error, "gave_up": r.gave_up,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "sinks": doc }))?
+        );
+    } else {
+        for r in &reports {
+            println!(
+                "{}: sent {} trace(s), {} span(s) in {} request(s){}; pending {}, failed {}{}",
+                r.sink,
+                r.traces_sent,
+                r.spans_sent,
+                r.requests,
+                if r.sampled_out > 0 {
+                    format!(", {} sampled out", r.sampled_out)
+                } else {
+                    String::new()
+                },
+                r.backlog.pending,
+                r.backlog.failed,
+                match (&r.gave_up, &r.backlog.last_error) {
+                    (Some(e), _) =>
+                        format!("\n  backend unreachable, will retry on the next run: {e}"),
+                    (None, Some(e)) if r.backlog.failed > 0 =>
+                        format!("\n  refused: {e} (`tokentrace sync --retry-failed` resends)"),
+                    _ => String::new(),
+                }
+            );
+        }
+    }
+    if incomplete {
+        std::process::exit(2);
+    }
+    Ok(())
+}

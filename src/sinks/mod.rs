@@ -1,0 +1,369 @@
+//! Sinks: deliver stored traces to OTLP backends and Langfuse, durably (DESIGN §5, §6).
+//!
+//! The store's delivery table is the outbox. Each run pages through the traces pending for a sink (new, or
+//! changed since they were last acknowledged), encodes them ([`encode`]) into requests bounded in span count
+//! and bytes (≤ 4 MB), and sends them ([`http`]): a 2xx acknowledges the traces of the request; connection
+//! errors, timeouts, 408, 429 and 5xx are retried with exponential backoff and jitter (honouring
+//! `Retry-After`) until the run's retry budget is spent, after which the traces stay pending for the next
+//! run; any other 4xx marks them failed with the server's message (`sync --retry-failed` tries again).
+//! Ids and start times are deterministic, so anything sent twice replaces rather than duplicates.
+
+pub mod encode;
+pub mod endpoint;
+pub mod http;
+pub mod scores;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+use crate::store::outbox::{Backlog, ExportTrace, Pending};
+use crate::store::Store;
+pub use encode::ExportSettings;
+pub use endpoint::{Endpoint, Protocol};
+
+/// Hard ceiling of one request body (before gzip), bytes.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// How a run delivers.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// Also resend versions a backend refused with a 4xx.
+    pub retry_failed: bool,
+    /// How long one run keeps retrying a backend that is down before leaving the rest pending.
+    pub retry_budget: Duration,
+    /// Fraction of sessions exported (`TOKENTRACE_SAMPLE_RATE`), decided per session, deterministically.
+    pub sample_rate: f64,
+    /// At most this many spans per request.
+    pub max_batch_spans: usize,
+    pub settings: ExportSettings,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        DeliveryOptions {
+            retry_failed: false,
+            retry_budget: Duration::from_secs(60),
+            sample_rate: 1.0,
+            max_batch_spans: 2000,
+            settings: ExportSettings {
+                service_name: "tokentrace".into(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// What a run did for one sink.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkReport {
+    pub sink: String,
+    pub url: String,
+    pub requests: u64,
+    pub traces_sent: u64,
+    pub spans_sent: u64,
+    /// Traces the backend refused in this run.
+    pub traces_refused: u64,
+    /// Traces left out by sampling (acknowledged without sending).
+    pub sampled_out: u64,
+    pub scores_sent: u64,
+    pub scores_failed: u64,
+    /// Retryable errors met in this run.
+    pub retries: u64,
+    /// State after the run.
+    pub backlog: Backlog,
+    /// The backend stayed unreachable for the whole retry budget.
+    pub gave_up: Option<String>,
+}
+
+/// True when the session is in the sample (`rate` in 0..=1; the same session always gets the same answer).
+pub fn sampled(session_key: &str, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 {
+        return false;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("tokentrace/v1|sample|{session_key}").as_bytes());
+    let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (n as f64 / u64::MAX as f64) < rate
+}
+
+/// A piece of a request: spans of one trace (a huge trace is split in several parts; its last part carries
+/// the acknowledgement).
+struct Part {
+    trace: Pending,
+    last: bool,
+    spans: Vec<Span>,
+    bytes: usize,
+    scores: Vec<scores::Score>,
+}
+
+/// Splits one trace's spans into parts of at most `max_bytes` encoded bytes.
+fn parts(
+    trace: &ExportTrace,
+    pending: &Pending,
+    settings: &ExportSettings,
+    max_bytes: usize,
+    with_scores: bool,
+) -> Vec<Part> {
+    let spans = encode::trace_spans(trace, settings);
+    let mut out: Vec<Part> = Vec::new();
+    let mut current = Part {
+        trace: pending.clone(),
+        last: false,
+        spans: Vec::new(),
+        bytes: 0,
+        scores: Vec::new(),
+    };
+    for span in spans {
+        let len = span.encoded_len() + 8;
+        if !current.spans.is_empty() && current.bytes + len > max_bytes {
+            let next = Part {
+                trace: pending.clone(),
+                last: false,
+                spans: Vec::new(),
+                bytes: 0,
+                scores: Vec::new(),
+            };
+            out.push(std::mem::replace(&mut current, next));
+        }
+        current.bytes += len;
+        current.spans.push(span);
+    }
+    current.last = true;
+    if with_scores {
+        current.scores = scores::for_trace(trace, settings.environment.as_deref());
+    }
+    out.push(current);
+    out
+}
+
+/// Span bytes per request: protobuf as is; OTLP/JSON (hex ids, key names) is about three times larger.
+fn span_budget(protocol: Protocol) -> usize {
+    match protocol {
+        Protocol::Protobuf => MAX_REQUEST_BYTES - 256 * 1024,
+        Protocol::Json => MAX_REQUEST_BYTES / 3,
+    }
+}
+
+fn body(parts: &[Part], settings: &ExportSettings, protocol: Protocol) -> Vec<u8> {
+    let spans = parts.iter().flat_map(|p| p.spans.iter().cloned()).collect();
+    let req = encode::request(spans, settings);
+    match protocol {
+        Protocol::Protobuf => req.encode_to_vec(),
+        Protocol::Json => serde_json::to_vec(&req).expect("OTLP request serializes"),
+    }
+}
+
+/// Groups parts into requests bounded by span count and bytes.
+fn requests(parts: Vec<Part>, max_spans: usize, max_bytes: usize) -> Vec<Vec<Part>> {
+    let mut out: Vec<Vec<Part>> = Vec::new();
+    let (mut spans, mut bytes) = (0usize, 0usize);
+    for part in parts {
+        let fits = out.last().is_some_and(|r| !r.is_empty())
+            && spans + part.spans.len() <= max_spans
+            && bytes + part.bytes <= max_bytes;
+        if !fits {
+            out.push(Vec::new());
+            spans = 0;
+            bytes = 0;
+        }
+        spans += part.spans.len();
+        bytes += part.bytes;
+        out.last_mut().expect("a request").push(part);
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Delivers everything pending for one endpoint. Errors only on store failures; backend problems end up
+/// in the report (and in the delivery table).
+pub fn deliver(
+    store: &mut Store,
+    endpoint: &Endpoint,
+    opts: &DeliveryOptions,
+    mut progress: impl FnMut(u64),
+) -> Result<SinkReport> {
+    let client = http::client();
+    let mut report = SinkReport {
+        sink: endpoint.name.to_string(),
+        url: endpoint.url.clone(),
+        ..Default::default()
+    };
+    let mut settings = opts.settings.clone();
+    // Langfuse reads `langfuse.observation.input/output`; OpenInference copies would store content twice.
+    settings.content_values = endpoint.name != "langfuse";
+    let deadline = Instant::now() + opts.retry_budget;
+    let mut seed = (now_ms() as u64) | 1;
+    let mut cursor: Option<Pending> = None;
+    let started = now_ms();
+    'pages: loop {
+        let page = store.pending(
+            endpoint.name,
+            started,
+            opts.retry_failed,
+            cursor.as_ref(),
+            256,
+        )?;
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        cursor = Some(last);
+        let mut all_parts = Vec::new();
+        let mut skipped = Vec::new();
+        for p in &page {
+            match store.export_trace(&p.trace_id)? {
+                Some(t) if sampled(&t.session.key, opts.sample_rate) => all_parts.extend(parts(
+                    &t,
+                    p,
+                    &settings,
+                    span_budget(endpoint.protocol),
+                    endpoint.scores_url.is_some(),
+                )),
+                Some(_) => {
+                    report.sampled_out += 1;
+                    skipped.push(p.clone());
+                }
+                None => skipped.push(p.clone()),
+            }
+        }
+        store.mark_sent(endpoint.name, &skipped)?;
+        for request in requests(
+            all_parts,
+            opts.max_batch_spans,
+            span_budget(endpoint.protocol),
+        ) {
+            let payload = body(&request, &settings, endpoint.protocol);
+            let content_type = match endpoint.protocol {
+                Protocol::Protobuf => "application/x-protobuf",
+                Protocol::Json => "application/json",
+            };
+            let traces: Vec<Pending> = request.iter().map(|p| p.trace.clone()).collect();
+            let mut attempt = 0u32;
+            loop {
+                match http::post(
+                    &client,
+                    &endpoint.url,
+                    &endpoint.headers,
+                    content_type,
+                    &payload,
+                    true,
+                ) {
+                    http::Outcome::Delivered => {
+                        let acked: Vec<Pending> = request
+                            .iter()
+                            .filter(|p| p.last)
+                            .map(|p| p.trace.clone())
+                            .collect();
+                        store.mark_sent(endpoint.name, &acked)?;
+                        report.requests += 1;
+                        report.traces_sent += acked.len() as u64;
+                        report.spans_sent +=
+                            request.iter().map(|p| p.spans.len() as u64).sum::<u64>();
+                        progress(acked.len() as u64);
+                        if let Some(url) = &endpoint.scores_url {
+                            for s in request.iter().flat_map(|p| p.scores.iter()) {
+                                if scores::post(&client, url, &endpoint.headers, s) {
+                                    report.scores_sent += 1;
+                                } else {
+                                    report.scores_failed += 1;
+                                }
+                            }
+                        }
+                        break;
+                    }
+                    http::Outcome::Refused { error } => {
+                        tracing::warn!("{error}");
+                        store.mark_failed(endpoint.name, &traces, &error)?;
+                        report.traces_refused += traces.len() as u64;
+                        progress(traces.len() as u64);
+                        break;
+                    }
+                    http::Outcome::Retry { error, retry_after } => {
+                        report.retries += 1;
+                        let wait = retry_after
+                            .unwrap_or_else(|| http::backoff(attempt, &mut seed))
+                            .min(Duration::from_secs(300));
+                        attempt += 1;
+                        if Instant::now() + wait > deadline {
+                            tracing::warn!("{error}; giving up for this run");
+                            store.mark_retry(
+                                endpoint.name,
+                                &traces,
+                                now_ms() + wait.as_millis() as i64,
+                                &error,
+                            )?;
+                            report.gave_up = Some(error);
+                            break 'pages;
+                        }
+                        tracing::info!("{error}; retrying in {:.1}s", wait.as_secs_f64());
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        }
+    }
+    report.backlog = store.backlog(endpoint.name)?;
+    Ok(report)
+}
+
+/// Writes the OTLP/JSON requests that would be sent for every stored trace into `dir` (`request-0001.json`,
+/// …), in delivery order. Changes nothing in the store; two runs over the same store write identical bytes.
+/// Returns (requests, spans).
+pub fn dry_run(store: &Store, dir: &Path, opts: &DeliveryOptions) -> Result<(u64, u64)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut settings = opts.settings.clone();
+    settings.content_values = true;
+    let mut cursor: Option<Pending> = None;
+    let (mut files, mut spans) = (0u64, 0u64);
+    // A sink name no delivery row uses: every trace is pending.
+    const DRY: &str = "\u{0}dry-run";
+    loop {
+        let page = store.pending(DRY, i64::MAX, true, cursor.as_ref(), 256)?;
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        cursor = Some(last);
+        let mut all_parts = Vec::new();
+        for p in &page {
+            if let Some(t) = store.export_trace(&p.trace_id)? {
+                if sampled(&t.session.key, opts.sample_rate) {
+                    all_parts.extend(parts(&t, p, &settings, span_budget(Protocol::Json), false));
+                }
+            }
+        }
+        for request in requests(all_parts, opts.max_batch_spans, span_budget(Protocol::Json)) {
+            files += 1;
+            spans += request.iter().map(|p| p.spans.len() as u64).sum::<u64>();
+            let spans = request.into_iter().flat_map(|p| p.spans).collect();
+            let req = encode::request(spans, &settings);
+            let path = dir.join(format!("request-{files:04}.json"));
+            std::fs::write(&path, serde_json::to_vec_pretty(&req)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok((files, spans))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_is_deterministic_per_session() {
+        let keys: Vec<String> = (0..1000).map(|i| format!("pi:session-{i}")).collect();
+        let kept = keys.iter().filter(|k| sampled(k, 0.25)).count();
+        assert!((200..300).contains(&kept), "{kept} of 1000 kept at 25%");
+        assert!(keys.iter().all(|k| sampled(k, 0.25) == sampled(k, 0.25)));
+        assert!(keys.iter().all(|k| sampled(k, 1.0)));
+        assert!(!keys.iter().any(|k| sampled(k, 0.0)));
+    }
+}

@@ -1,0 +1,665 @@
+//! Export end to end: `tokentrace sync` against real backends (rotel) and a fault-injecting server, the
+//! official Python `opentelemetry-proto` decoder, and the dry run's determinism.
+//!
+//! The real backends are installed by `.ci/run` (`pip install rotel opentelemetry-proto`). Locally, a test
+//! whose backend is missing is skipped with a message, unless `TOKENTRACE_REQUIRE_BACKENDS=1` (set by CI).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tokentrace")
+}
+
+fn required() -> bool {
+    std::env::var("TOKENTRACE_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
+}
+
+fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn rotel_agent() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("ROTEL_AGENT") {
+        return Some(PathBuf::from(p));
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import rotel, os; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    p.is_file().then_some(p)
+}
+
+fn skip(what: &str) -> bool {
+    assert!(
+        !required(),
+        "{what} is not installed but TOKENTRACE_REQUIRE_BACKENDS=1"
+    );
+    eprintln!("skipped: {what} is not installed (pip install rotel opentelemetry-proto)");
+    true
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A copy of every pi / oh-my-pi run's `home/` (from examples/, the shared corpus copy) under one folder.
+fn corpus_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, run) in common::runs(&common::repo().join("examples"), &["pi", "omp"])
+        .iter()
+        .enumerate()
+    {
+        copy_tree(&run.join("home"), &dir.path().join(format!("run{i:02}")));
+    }
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from).into_iter().flatten() {
+        let target = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Sum of `expected.json` token fields over the pi / oh-my-pi runs: (prompt tokens incl. cache, output).
+fn expected_tokens() -> (u64, u64) {
+    let mut sums = (0, 0);
+    for run in common::runs(&common::repo().join("examples"), &["pi", "omp"]) {
+        let e: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap())
+                .unwrap();
+        let t = &e["tokens"];
+        sums.0 += t["input"].as_u64().unwrap()
+            + t["cache_read"].as_u64().unwrap()
+            + t["cache_write"].as_u64().unwrap();
+        sums.1 += t["output"].as_u64().unwrap();
+    }
+    sums
+}
+
+/// One received span, as a collector shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Got {
+    trace_id: String,
+    span_id: String,
+    parent: String,
+    name: String,
+    start_ns: u64,
+    attrs: BTreeMap<String, String>,
+}
+
+/// The spans the dry run (our own encoding, from the store) says will be sent.
+fn dry_run_spans(corpus: &Path) -> Vec<Got> {
+    let data = tempfile::tempdir().unwrap();
+    let out = data.path().join("out");
+    let status = Command::new(bin())
+        .args(["sync", "--path"])
+        .arg(corpus)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--dry-run")
+        .arg(&out)
+        .env("HOME", data.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut spans = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for f in files {
+        let req: ExportTraceServiceRequest =
+            serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        spans.extend(from_request(&req));
+    }
+    spans
+}
+
+fn from_request(req: &ExportTraceServiceRequest) -> Vec<Got> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut out = Vec::new();
+    for rs in &req.resource_spans {
+        for ss in &rs.scope_spans {
+            for s in &ss.spans {
+                let attrs = s
+                    .attributes
+                    .iter()
+                    .map(|kv| {
+                        let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                            Some(V::StringValue(x)) => x.clone(),
+                            Some(V::IntValue(x)) => x.to_string(),
+                            Some(V::BoolValue(x)) => x.to_string(),
+                            Some(V::DoubleValue(x)) => x.to_string(),
+                            Some(other) => format!("{other:?}"),
+                            None => String::new(),
+                        };
+                        (kv.key.clone(), v)
+                    })
+                    .collect();
+                out.push(Got {
+                    trace_id: hex(&s.trace_id),
+                    span_id: hex(&s.span_id),
+                    parent: hex(&s.parent_span_id),
+                    name: s.name.clone(),
+                    start_ns: s.start_time_unix_nano,
+                    attrs,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Parses rotel's `--debug-log-verbosity detailed` output.
+fn parse_rotel(log: &str) -> Vec<Got> {
+    let mut spans = Vec::new();
+    let mut cur: Option<Got> = None;
+    let mut in_attrs = false;
+    for line in log.lines() {
+        let t = line.trim();
+        if t.starts_with("Span #") {
+            spans.extend(cur.take());
+            cur = Some(Got::default());
+            in_attrs = false;
+            continue;
+        }
+        let Some(g) = cur.as_mut() else { continue };
+        let field = |prefix: &str| {
+            t.strip_prefix(prefix)
+                .map(|r| r.trim_start_matches([' ', ':']).trim().to_string())
+        };
+        if let Some(v) = field("Trace ID") {
+            g.trace_id = v;
+        } else if let Some(v) = field("Parent ID") {
+            g.parent = v;
+        } else if let Some(v) = field("ID") {
+            g.span_id = v;
+        } else if let Some(v) = field("Name") {
+            g.name = v;
+        } else if let Some(v) = field("Start time") {
+            g.start_ns = v.parse().unwrap_or(0);
+        } else if t == "Attributes:" {
+            in_attrs = true;
+        } else if in_attrs && t.starts_with("-> ") {
+            let (k, v) = t[3..].split_once(": ").unwrap_or((&t[3..], ""));
+            // Str(x) / Int(n) / Bool(b)
+            let v = v
+                .split_once('(')
+                .map(|(_, r)| r.strip_suffix(')').unwrap_or(r))
+                .unwrap_or(v);
+            g.attrs.insert(k.to_string(), v.to_string());
+        } else if t.starts_with("ResourceSpans") || t.starts_with("ScopeSpans") {
+            in_attrs = false;
+        }
+    }
+    spans.extend(cur);
+    spans
+}
+
+fn key(g: &Got) -> (String, String, u64) {
+    (g.trace_id.clone(), g.span_id.clone(), g.start_ns)
+}
+
+fn rotel_roundtrip(protocol: &str) {
+    let Some(agent) = rotel_agent() else {
+        skip("rotel");
+        return;
+    };
+    let corpus = corpus_dir();
+    let expected = dry_run_spans(corpus.path());
+    let (http, grpc) = (free_port(), free_port());
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("rotel.log");
+    let mut rotel = Command::new(agent)
+        .args([
+            "start",
+            "--otlp-http-endpoint",
+            &format!("127.0.0.1:{http}"),
+            "--otlp-grpc-endpoint",
+        ])
+        .arg(format!("127.0.0.1:{grpc}"))
+        .args([
+            "--exporter",
+            "blackhole",
+            "--debug-log",
+            "traces",
+            "--debug-log-verbosity",
+            "detailed",
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(Instant::now() < deadline, "rotel did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["sync", "--json", "--path"])
+        .arg(corpus.path())
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("HOME", data.path())
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{http}"),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .env("TOKENTRACE_BATCH_SPANS", "100")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["sinks"][0]["spans_sent"].as_u64().unwrap() as usize,
+        expected.len()
+    );
+    // rotel prints asynchronously: wait until every span is logged.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let got = parse_rotel(&std::fs::read_to_string(&log).unwrap_or_default());
+        if got.len() >= expected.len() || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = rotel.kill();
+    let _ = rotel.wait();
+
+    assert_eq!(got.len(), expected.len(), "every span arrives once");
+    let got_keys: BTreeSet<_> = got.iter().map(key).collect();
+    let exp_keys: BTreeSet<_> = expected.iter().map(key).collect();
+    assert_eq!(got_keys, exp_keys, "ids and start times");
+    // Parent links: the root has none, every other parent is a span of the same trace.
+    let by_trace: BTreeMap<&str, BTreeSet<&str>> = got.iter().fold(BTreeMap::new(), |mut m, g| {
+        m.entry(g.trace_id.as_str())
+            .or_default()
+            .insert(g.span_id.as_str());
+        m
+    });
+    for g in &got {
+        if g.attrs.get("langfuse.observation.type").map(String::as_str) == Some("agent")
+            && g.parent.is_empty()
+        {
+            continue;
+        }
+        assert!(
+            by_trace[g.trace_id.as_str()].contains(g.parent.as_str()),
+            "{} has a dangling parent",
+            g.name
+        );
+    }
+    // Every prompt's root span starts at the user entry's timestamp in the file.
+    let roots: Vec<&Got> = got.iter().filter(|g| g.parent.is_empty()).collect();
+    assert_eq!(roots.len(), 27, "27 prompts in the pi / oh-my-pi runs");
+    for line in walkdir::WalkDir::new(corpus.path())
+        .into_iter()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+    {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["type"] == "message" && v["message"]["role"] == "user" {
+            let ms = v["timestamp"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_millisecond();
+            assert!(
+                roots.iter().any(|r| r.start_ns == ms as u64 * 1_000_000),
+                "a root span starts at {ms}"
+            );
+        }
+    }
+    // Token values: generation spans sum to the runs' expected.json totals.
+    let gens: Vec<&Got> = got
+        .iter()
+        .filter(|g| {
+            g.attrs.get("langfuse.observation.type").map(String::as_str) == Some("generation")
+        })
+        .collect();
+    let sum = |k: &str| {
+        gens.iter()
+            .map(|g| g.attrs.get(k).map_or(0, |v| v.parse::<u64>().unwrap()))
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (
+            sum("gen_ai.usage.input_tokens"),
+            sum("gen_ai.usage.output_tokens")
+        ),
+        expected_tokens()
+    );
+    assert_eq!(gens.len(), 59, "59 generations in the pi / oh-my-pi runs");
+    // Usage and cost only on generations, never on the root.
+    for r in &roots {
+        assert!(!r
+            .attrs
+            .keys()
+            .any(|k| k.starts_with("gen_ai.usage") || k.contains("cost")));
+        assert_eq!(
+            r.attrs.get("gen_ai.operation.name").map(String::as_str),
+            Some("invoke_agent")
+        );
+    }
+    let tool = got
+        .iter()
+        .find(|g| g.attrs.get("langfuse.observation.type").map(String::as_str) == Some("tool"))
+        .unwrap();
+    assert_eq!(
+        tool.attrs.get("gen_ai.operation.name").map(String::as_str),
+        Some("execute_tool")
+    );
+    assert!(tool.attrs.contains_key("gen_ai.tool.call.id"));
+}
+
+#[test]
+fn sync_delivers_every_span_to_rotel_over_protobuf() {
+    rotel_roundtrip("http/protobuf");
+}
+
+#[test]
+fn sync_delivers_every_span_to_rotel_over_json() {
+    rotel_roundtrip("http/json");
+}
+
+#[test]
+fn dry_run_is_byte_identical_across_runs() {
+    let corpus = corpus_dir();
+    let run = || {
+        let data = tempfile::tempdir().unwrap();
+        let out = data.path().join("out");
+        assert!(Command::new(bin())
+            .args(["sync", "--path"])
+            .arg(corpus.path())
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--dry-run")
+            .arg(&out)
+            .env("HOME", data.path())
+            .status()
+            .unwrap()
+            .success());
+        let mut files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read(f).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (run(), run());
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn our_protobuf_decodes_with_the_official_python_package() {
+    if !python_has("opentelemetry.proto.collector.trace.v1.trace_service_pb2") {
+        skip("the opentelemetry-proto Python package");
+        return;
+    }
+    let corpus = corpus_dir();
+    let expected = dry_run_spans(corpus.path());
+    // The same request in protobuf, as sync sends it.
+    let mut req = ExportTraceServiceRequest::default();
+    let data = tempfile::tempdir().unwrap();
+    let out = data.path().join("out");
+    Command::new(bin())
+        .args(["sync", "--path"])
+        .arg(corpus.path())
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--dry-run")
+        .arg(&out)
+        .status()
+        .unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for f in files {
+        let r: ExportTraceServiceRequest =
+            serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        req.resource_spans.extend(r.resource_spans);
+    }
+    let pb = data.path().join("request.pb");
+    std::fs::write(&pb, req.encode_to_vec()).unwrap();
+    let script = r#"
+import sys, json
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+req = ExportTraceServiceRequest()
+req.ParseFromString(open(sys.argv[1], 'rb').read())
+out = []
+for rs in req.resource_spans:
+    for ss in rs.scope_spans:
+        for s in ss.spans:
+            attrs = {kv.key: kv.value.WhichOneof('value') for kv in s.attributes}
+            out.append([s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(), s.start_time_unix_nano, attrs.get('gen_ai.usage.input_tokens')])
+print(json.dumps(out))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(&pb)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let decoded: Vec<(String, String, String, u64, Option<String>)> =
+        serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(decoded.len(), expected.len());
+    for (d, e) in decoded.iter().zip(&expected) {
+        assert_eq!(
+            (&d.0, &d.1, &d.2, d.3),
+            (&e.trace_id, &e.span_id, &e.parent, e.start_ns)
+        );
+        if e.attrs.contains_key("gen_ai.usage.input_tokens") {
+            assert_eq!(
+                d.4.as_deref(),
+                Some("int_value"),
+                "token counts are OTLP ints"
+            );
+        }
+    }
+}
+
+/// A scripted OTLP/HTTP server: records every span it is sent, and answers by request number.
+struct FaultServer {
+    port: u16,
+    received: Arc<Mutex<Vec<(String, String, u64)>>>,
+    statuses: Arc<Mutex<Vec<u16>>>,
+}
+
+impl FaultServer {
+    /// Starts listening after `refuse_for` (connections are refused until then); then answers requests
+    /// 1..=3 with 503, 4 with 429 + `Retry-After: 2`, 6 with 400, everything else with 200.
+    fn start(refuse_for: Duration) -> FaultServer {
+        let port = free_port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let statuses = Arc::new(Mutex::new(Vec::new()));
+        let (r, st) = (received.clone(), statuses.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(refuse_for);
+            let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+            let mut n = 0u32;
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut len = 0usize;
+                let mut gzip = false;
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("content-encoding:") && lower.contains("gzip") {
+                        gzip = true;
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                if gzip {
+                    let mut d = flate2::read::GzDecoder::new(&body[..]);
+                    let mut out = Vec::new();
+                    d.read_to_end(&mut out).unwrap();
+                    body = out;
+                }
+                n += 1;
+                let (status, extra) = match n {
+                    1..=3 => (503, ""),
+                    4 => (429, "Retry-After: 2\r\n"),
+                    6 => (400, ""),
+                    _ => (200, ""),
+                };
+                if let Ok(req) = ExportTraceServiceRequest::decode(&body[..]) {
+                    let mut got = r.lock().unwrap();
+                    for g in from_request(&req) {
+                        got.push(key(&g));
+                    }
+                }
+                st.lock().unwrap().push(status);
+                // Slow answers give the kills something to interrupt.
+                std::thread::sleep(Duration::from_millis(30));
+                let msg = if status == 400 {
+                    "{\"message\":\"invalid span\"}"
+                } else {
+                    "{}"
+                };
+                let mut s = stream;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+                    msg.len()
+                );
+            }
+        });
+        FaultServer {
+            port,
+            received,
+            statuses,
+        }
+    }
+}
+
+#[test]
+fn sync_survives_a_failing_backend_and_20_sigkills() {
+    let corpus = corpus_dir();
+    let expected: BTreeSet<_> = dry_run_spans(corpus.path()).iter().map(key).collect();
+    let server = FaultServer::start(Duration::from_millis(1500));
+    let data = tempfile::tempdir().unwrap();
+    let sync = || {
+        Command::new(bin())
+            .args(["sync", "--json", "--retry-budget", "30", "--path"])
+            .arg(corpus.path())
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("HOME", data.path())
+            .env(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("http://127.0.0.1:{}/v1/traces", server.port),
+            )
+            .env("TOKENTRACE_BATCH_SPANS", "20")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Kill at pseudo-random moments (deterministic sequence), 20 times.
+    let mut seed = 0x2545f4914f6cdd1du64;
+    for _ in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = sync();
+        std::thread::sleep(Duration::from_millis(20 + seed % 400));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    // Then run to completion.
+    let mut last = Value::Null;
+    for _ in 0..5 {
+        let out = sync().wait_with_output().unwrap();
+        last = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if last["sinks"][0]["pending"] == 0 {
+            break;
+        }
+    }
+    let sink = &last["sinks"][0];
+    assert_eq!(sink["pending"], 0, "{last}");
+    assert!(
+        sink["failed"].as_u64().unwrap() >= 1,
+        "the batch answered with 400 is reported as failed: {last}"
+    );
+    assert!(
+        sink["last_error"].as_str().unwrap().contains("400"),
+        "{last}"
+    );
+    let statuses = server.statuses.lock().unwrap().clone();
+    assert!(statuses.starts_with(&[503, 503, 503, 429]), "{statuses:?}");
+    eprintln!(
+        "statuses: {statuses:?}; {} span posts, {} expected",
+        server.received.lock().unwrap().len(),
+        expected.len()
+    );
+    let received: BTreeSet<_> = server.received.lock().unwrap().iter().cloned().collect();
+    assert_eq!(received, expected, "every span arrived, nothing unexpected");
+}
