@@ -328,7 +328,7 @@ fn import_planted(config: Config) -> (tempfile::TempDir, Store, tokentrace::inge
         content,
     )
     .unwrap();
-    let db = dir.path().join("store.db");
+    let db = dir.path().join(tokentrace::store::DB_FILE);
     let mut store = Store::open(&db).unwrap();
     let env: HashMap<String, String> = [(ENV_SECRET.0.to_string(), ENV_SECRET.1.to_string())]
         .into_iter()
@@ -346,7 +346,7 @@ fn import_planted(config: Config) -> (tempfile::TempDir, Store, tokentrace::inge
 /// Everything the store holds, as text: the snapshot and the raw database bytes.
 fn store_text(dir: &tempfile::TempDir, store: &Store) -> String {
     let mut text = store.snapshot().unwrap().join("\n");
-    for f in ["store.db", "store.db-wal"] {
+    for f in ["tokentrace.db", "tokentrace.db-wal"] {
         if let Ok(bytes) = std::fs::read(dir.path().join(f)) {
             text.push_str(&String::from_utf8_lossy(&bytes));
         }
@@ -471,4 +471,44 @@ fn prompts_policy_keeps_prompts_and_answers_only() {
             "'{needle}' stored under the prompts policy"
         );
     }
+}
+
+#[test]
+fn the_exported_otlp_contains_no_planted_secret() {
+    let config = Config {
+        redact: vec![CONFIG_LITERAL.to_string()],
+        ..Config::default()
+    };
+    let (dir, store, _) = import_planted(config);
+    drop(store);
+    // The dry run writes exactly the OTLP/JSON requests `sync` would send, from the store.
+    let out = dir.path().join("otlp");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args(["sync", "--no-import", "--data-dir"])
+        .arg(dir.path())
+        .arg("--dry-run")
+        .arg(&out)
+        .env("HOME", dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exported = String::new();
+    for f in std::fs::read_dir(&out).unwrap().flatten() {
+        exported.push_str(&std::fs::read_to_string(f.path()).unwrap());
+    }
+    assert!(
+        exported.contains("[REDACTED:github-token]"),
+        "the planted trace was exported"
+    );
+    assert!(
+        exported.contains("List the files in the current directory"),
+        "content is exported under the full policy"
+    );
+    let leaked: Vec<_> = secrets()
+        .into_iter()
+        .filter(|(_, s, _)| exported.contains(s.as_str()))
+        .collect();
+    assert!(leaked.is_empty(), "leaked into OTLP: {leaked:#?}");
+    let (_, pem_lines) = planted_session();
+    assert!(pem_lines.iter().all(|l| !exported.contains(l.as_str())));
 }
