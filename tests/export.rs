@@ -309,6 +309,12 @@ fn rotel_roundtrip(protocol: &str) {
     let got_keys: BTreeSet<_> = got.iter().map(key).collect();
     let exp_keys: BTreeSet<_> = expected.iter().map(key).collect();
     assert_eq!(got_keys, exp_keys, "ids and start times");
+    let names = |v: &[Got]| {
+        v.iter()
+            .map(|g| (g.span_id.clone(), (g.name.clone(), g.parent.clone())))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(names(&got), names(&expected), "names and parent links");
     // Parent links: the root has none, every other parent is a span of the same trace.
     let by_trace: BTreeMap<&str, BTreeSet<&str>> = got.iter().fold(BTreeMap::new(), |mut m, g| {
         m.entry(g.trace_id.as_str())
@@ -513,21 +519,45 @@ print(json.dumps(out))
     }
 }
 
-/// A scripted OTLP/HTTP server: records every span it is sent, and answers by request number.
+/// One request the test server got.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: Vec<String>,
+    body: Vec<u8>,
+}
+
+/// A scripted HTTP server: records every request and every OTLP span it is sent, and answers by request
+/// number.
 struct FaultServer {
     port: u16,
     received: Arc<Mutex<Vec<(String, String, u64)>>>,
     statuses: Arc<Mutex<Vec<u16>>>,
+    requests: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// The fault script: requests 1..=3 get 503, 4 gets 429 + `Retry-After: 2`, 6 gets 400, the rest 200.
+fn faults(n: u32) -> (u16, &'static str) {
+    match n {
+        1..=3 => (503, ""),
+        4 => (429, "Retry-After: 2\r\n"),
+        6 => (400, ""),
+        _ => (200, ""),
+    }
 }
 
 impl FaultServer {
-    /// Starts listening after `refuse_for` (connections are refused until then); then answers requests
-    /// 1..=3 with 503, 4 with 429 + `Retry-After: 2`, 6 with 400, everything else with 200.
+    /// Starts listening after `refuse_for` (connections are refused until then), answering by `script`.
     fn start(refuse_for: Duration) -> FaultServer {
+        Self::with_script(refuse_for, faults)
+    }
+
+    fn with_script(refuse_for: Duration, script: fn(u32) -> (u16, &'static str)) -> FaultServer {
         let port = free_port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let statuses = Arc::new(Mutex::new(Vec::new()));
-        let (r, st) = (received.clone(), statuses.clone());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (r, st, rq) = (received.clone(), statuses.clone(), requests.clone());
         std::thread::spawn(move || {
             std::thread::sleep(refuse_for);
             let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -540,11 +570,14 @@ impl FaultServer {
                 if reader.read_line(&mut line).unwrap_or(0) == 0 {
                     continue;
                 }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut headers = Vec::new();
                 loop {
                     line.clear();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
                     }
+                    headers.push(line.trim_end().to_string());
                     let lower = line.to_ascii_lowercase();
                     if let Some(v) = lower.strip_prefix("content-length:") {
                         len = v.trim().parse().unwrap_or(0);
@@ -564,12 +597,12 @@ impl FaultServer {
                     body = out;
                 }
                 n += 1;
-                let (status, extra) = match n {
-                    1..=3 => (503, ""),
-                    4 => (429, "Retry-After: 2\r\n"),
-                    6 => (400, ""),
-                    _ => (200, ""),
-                };
+                let (status, extra) = script(n);
+                rq.lock().unwrap().push(Seen {
+                    path,
+                    headers,
+                    body: body.clone(),
+                });
                 if let Ok(req) = ExportTraceServiceRequest::decode(&body[..]) {
                     let mut got = r.lock().unwrap();
                     for g in from_request(&req) {
@@ -596,6 +629,7 @@ impl FaultServer {
             port,
             received,
             statuses,
+            requests,
         }
     }
 }
@@ -662,4 +696,168 @@ fn sync_survives_a_failing_backend_and_20_sigkills() {
     );
     let received: BTreeSet<_> = server.received.lock().unwrap().iter().cloned().collect();
     assert_eq!(received, expected, "every span arrived, nothing unexpected");
+}
+
+fn healthy(_: u32) -> (u16, &'static str) {
+    (200, "")
+}
+
+fn sync_to(corpus: &Path, data: &Path, env: &[(&str, String)]) -> Value {
+    let mut cmd = Command::new(bin());
+    cmd.args(["sync", "--json", "--path"])
+        .arg(corpus)
+        .arg("--data-dir")
+        .arg(data)
+        .env("HOME", data);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn langfuse_sink_authenticates_and_sends_scores_with_stable_ids() {
+    let server = FaultServer::with_script(Duration::ZERO, healthy);
+    std::thread::sleep(Duration::from_millis(100));
+    let corpus = corpus_dir();
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-1".to_string()),
+        ("LANGFUSE_SECRET_KEY", "sk-lf-2".to_string()),
+        (
+            "LANGFUSE_BASE_URL",
+            format!("http://127.0.0.1:{}", server.port),
+        ),
+    ];
+    let summary = sync_to(corpus.path(), data.path(), &env);
+    let sink = &summary["sinks"][0];
+    assert_eq!(
+        (
+            sink["sink"].as_str(),
+            sink["pending"].as_u64(),
+            sink["failed"].as_u64()
+        ),
+        (Some("langfuse"), Some(0), Some(0))
+    );
+    let requests = server.requests.lock().unwrap().clone();
+    let traces: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == "/api/public/otel/v1/traces")
+        .collect();
+    assert!(!traces.is_empty());
+    for r in &traces {
+        let h: Vec<String> = r.headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+        // base64("pk-lf-1:sk-lf-2")
+        assert!(
+            h.contains(&"authorization: basic cgstbgytmtpzay1szi0y".to_string()),
+            "{h:?}"
+        );
+        assert!(h.contains(&"x-langfuse-ingestion-version: 4".to_string()));
+        assert!(h.contains(&"content-type: application/x-protobuf".to_string()));
+        assert!(h.contains(&"content-encoding: gzip".to_string()));
+    }
+    // Langfuse leaves out OpenInference content copies.
+    let spans: Vec<Got> = server_spans(&traces);
+    assert!(spans.iter().all(|g| !g.attrs.contains_key("input.value")));
+    let scores: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.path == "/api/public/scores")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    // 27 prompts × 5 trace scores (no tool failed in these runs).
+    assert_eq!(scores.len(), 27 * 5);
+    assert_eq!(sink["scores_sent"], 27 * 5);
+    let tool_counts: u64 = scores
+        .iter()
+        .filter(|s| s["name"] == "tool_call_count")
+        .map(|s| s["value"].as_f64().unwrap() as u64)
+        .sum();
+    assert_eq!(tool_counts, 25, "25 tool calls in the pi / oh-my-pi runs");
+    // Re-sending gives the same score ids (Langfuse upserts by id).
+    let ids: BTreeSet<String> = scores
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), scores.len());
+    let data2 = tempfile::tempdir().unwrap();
+    sync_to(corpus.path(), data2.path(), &env);
+    let again: BTreeSet<String> = server.requests.lock().unwrap()[requests.len()..]
+        .iter()
+        .filter(|r| r.path == "/api/public/scores")
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(again, ids);
+}
+
+fn server_spans(requests: &[&Seen]) -> Vec<Got> {
+    requests
+        .iter()
+        // Bodies are recorded after gzip decoding.
+        .filter_map(|r| ExportTraceServiceRequest::decode(&r.body[..]).ok())
+        .flat_map(|req| from_request(&req))
+        .collect()
+}
+
+#[test]
+fn a_growing_trace_is_resent_with_the_same_ids_and_start_times() {
+    let server = FaultServer::with_script(Duration::ZERO, healthy);
+    std::thread::sleep(Duration::from_millis(100));
+    let run = common::repo().join("examples/pi/pi-0.87.1/01-print-openai");
+    let file = common::session_file(&run);
+    let content = std::fs::read(&file).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file.file_name().unwrap());
+    // The session up to the tool result: the answer is not written yet.
+    let lines: Vec<&[u8]> = content.split_inclusive(|b| *b == b'\n').collect();
+    std::fs::write(&path, lines[..lines.len() - 1].concat()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let env = [(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://127.0.0.1:{}", server.port),
+    )];
+    let first = sync_to(dir.path(), data.path(), &env);
+    assert_eq!(first["sinks"][0]["traces_sent"], 1);
+    let n = server.requests.lock().unwrap().len();
+    std::fs::write(&path, &content).unwrap();
+    let second = sync_to(dir.path(), data.path(), &env);
+    assert_eq!(
+        second["sinks"][0]["traces_sent"], 1,
+        "the grown trace is pending again"
+    );
+    let reqs = server.requests.lock().unwrap().clone();
+    let before = server_spans(&reqs[..n].iter().collect::<Vec<_>>());
+    let after = server_spans(&reqs[n..].iter().collect::<Vec<_>>());
+    assert_eq!(
+        after.len(),
+        before.len() + 2,
+        "the final answer's turn and generation were added"
+    );
+    for b in &before {
+        let a = after
+            .iter()
+            .find(|a| a.span_id == b.span_id)
+            .expect("same span ids");
+        assert_eq!(
+            (&a.trace_id, a.start_ns),
+            (&b.trace_id, b.start_ns),
+            "same trace id and start time"
+        );
+    }
+    let root = after.iter().find(|g| g.parent.is_empty()).unwrap();
+    assert_eq!(
+        root.attrs
+            .get("langfuse.observation.output")
+            .map(String::as_str),
+        Some("\"I listed the directory. Done. \"")
+    );
+    // Nothing new: nothing is sent.
+    let third = sync_to(dir.path(), data.path(), &env);
+    assert_eq!(third["sinks"][0]["traces_sent"], 0);
 }
