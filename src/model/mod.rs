@@ -300,6 +300,33 @@ pub struct Trace {
     pub output: Option<String>,
 }
 
+impl Trace {
+    /// The record that opens a trace for the prompt `key` of a session: the trace id and the root span id are
+    /// derived from agent, session id and key (DESIGN §4; root span key `root:<key>`), start = end = `start`.
+    pub fn open(
+        agent: &str,
+        session_id: &str,
+        key: &str,
+        is_prompt: bool,
+        name: String,
+        start: Option<i64>,
+        input: Option<String>,
+    ) -> Trace {
+        Trace {
+            id: ids::trace_id(agent, session_id, key),
+            root_span_id: ids::span_id(agent, session_id, &format!("root:{key}")),
+            session_key: format!("{agent}:{session_id}"),
+            key: key.to_string(),
+            is_prompt,
+            name: Some(name),
+            start_ms: start,
+            end_ms: start,
+            input,
+            output: None,
+        }
+    }
+}
+
 /// One node of a trace tree. `None` fields leave the stored value unchanged on upsert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {

@@ -634,26 +634,23 @@ impl ClaudeParser {
         out: &mut Vec<Record>,
     ) {
         self.flush_trace(out);
-        let id = ids::trace_id(AGENT, &self.state.session_id, key);
-        let root = self.span(&format!("root:{key}"));
         let name = if is_prompt {
             self.state.prompts += 1;
             format!("{AGENT} prompt {}", self.state.prompts)
         } else {
             format!("{AGENT} session activity")
         };
-        out.push(Record::Trace(Trace {
-            id: id.clone(),
-            root_span_id: root.clone(),
-            session_key: self.session_key(),
-            key: key.to_string(),
+        let trace = Trace::open(
+            AGENT,
+            &self.state.session_id,
+            key,
             is_prompt,
-            name: Some(name),
-            start_ms: start,
-            end_ms: start,
+            name,
+            start,
             input,
-            output: None,
-        }));
+        );
+        let (id, root) = (trace.id.clone(), trace.root_span_id.clone());
+        out.push(Record::Trace(trace));
         self.state.current = Some(TraceRef {
             key: key.to_string(),
             id,

@@ -345,26 +345,23 @@ impl PiParser {
         out: &mut Vec<Record>,
     ) -> u32 {
         let agent = self.state.agent.as_str();
-        let id = ids::trace_id(agent, &self.state.session_id, key);
-        let root = self.span(&format!("root:{key}"));
         let name = if is_prompt {
             self.state.prompts += 1;
             format!("{agent} prompt {}", self.state.prompts)
         } else {
             format!("{agent} session activity")
         };
-        out.push(Record::Trace(Trace {
-            id: id.clone(),
-            root_span_id: root.clone(),
-            session_key: self.session_key(),
-            key: key.to_string(),
+        let trace = Trace::open(
+            agent,
+            &self.state.session_id,
+            key,
             is_prompt,
-            name: Some(name),
-            start_ms: start,
-            end_ms: start,
+            name,
+            start,
             input,
-            output: None,
-        }));
+        );
+        let (id, root) = (trace.id.clone(), trace.root_span_id.clone());
+        out.push(Record::Trace(trace));
         self.state.traces.push(TraceRef {
             key: key.to_string(),
             id,
