@@ -110,31 +110,7 @@ impl Store {
         let Some(t) = self.trace(trace_id)? else {
             return Ok(None);
         };
-        let session = self
-            .conn()
-            .query_row(
-                "SELECT s.key, s.agent, s.session_id, s.agent_version, s.cwd, s.start_ms, s.end_ms, s.name, s.channel,
-                        s.user, s.parent_session, f.path
-                 FROM sessions s LEFT JOIN files f ON f.id = s.file_id WHERE s.key = ?1",
-                [&t.session_key],
-                |r| {
-                    Ok(SessionRow {
-                        key: r.get(0)?,
-                        agent: r.get(1)?,
-                        session_id: r.get(2)?,
-                        agent_version: r.get(3)?,
-                        cwd: r.get(4)?,
-                        start_ms: r.get(5)?,
-                        end_ms: r.get(6)?,
-                        name: r.get(7)?,
-                        channel: r.get(8)?,
-                        user: r.get(9)?,
-                        parent_session: r.get(10)?,
-                        file: r.get(11)?,
-                    })
-                },
-            )
-            .optional()?;
+        let session = self.session(&t.session_key)?;
         let Some(session) = session else {
             return Ok(None);
         };

@@ -1,7 +1,7 @@
 //! Queries over the store: facts for reports, sessions, trace trees for `show`, counts for `doctor`.
 
 use anyhow::Result;
-use rusqlite::{params_from_iter, Row};
+use rusqlite::{params_from_iter, OptionalExtension, Row};
 
 use super::Store;
 use crate::model::{CostSource, Kind, Level, Usage};
@@ -142,6 +142,27 @@ fn usage_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Usage>> {
     }))
 }
 
+const SESSION_COLUMNS: &str =
+    "s.key, s.agent, s.session_id, s.agent_version, s.cwd, s.start_ms, s.end_ms, s.name, \
+     s.channel, s.user, s.parent_session, f.path";
+
+fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        key: r.get(0)?,
+        agent: r.get(1)?,
+        session_id: r.get(2)?,
+        agent_version: r.get(3)?,
+        cwd: r.get(4)?,
+        start_ms: r.get(5)?,
+        end_ms: r.get(6)?,
+        name: r.get(7)?,
+        channel: r.get(8)?,
+        user: r.get(9)?,
+        parent_session: r.get(10)?,
+        file: r.get(11)?,
+    })
+}
+
 const TOKEN_COLUMNS: &str =
     "o.input_tokens, o.output_tokens, o.cache_read_tokens, o.cache_write_5m_tokens, o.cache_write_1h_tokens, o.reasoning_tokens";
 
@@ -150,29 +171,18 @@ impl Store {
     pub fn sessions(&self, filter: &Filter) -> Result<Vec<SessionRow>> {
         let (cond, params) = filter.sql();
         let sql = format!(
-            "SELECT s.key, s.agent, s.session_id, s.agent_version, s.cwd, s.start_ms, s.end_ms, s.name, s.channel, s.user,
-                    s.parent_session, f.path
-             FROM sessions s LEFT JOIN files f ON f.id = s.file_id WHERE {cond}
+            "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN files f ON f.id = s.file_id WHERE {cond}
              ORDER BY s.start_ms, s.key"
         );
         let mut stmt = self.conn().prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
-            Ok(SessionRow {
-                key: r.get(0)?,
-                agent: r.get(1)?,
-                session_id: r.get(2)?,
-                agent_version: r.get(3)?,
-                cwd: r.get(4)?,
-                start_ms: r.get(5)?,
-                end_ms: r.get(6)?,
-                name: r.get(7)?,
-                channel: r.get(8)?,
-                user: r.get(9)?,
-                parent_session: r.get(10)?,
-                file: r.get(11)?,
-            })
-        })?;
+        let rows = stmt.query_map(params_from_iter(params.iter()), session_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// One session by key (`agent:session_id`).
+    pub fn session(&self, key: &str) -> Result<Option<SessionRow>> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN files f ON f.id = s.file_id WHERE s.key = ?1");
+        Ok(self.conn().query_row(&sql, [key], session_row).optional()?)
     }
 
     /// Streams every fact of the sessions matching `filter` to `each` (no collection in memory).
