@@ -562,6 +562,7 @@ impl FaultServer {
             std::thread::sleep(refuse_for);
             let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
             let mut n = 0u32;
+            let mut bad: BTreeSet<String> = BTreeSet::new();
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut len = 0usize;
@@ -597,7 +598,17 @@ impl FaultServer {
                     body = out;
                 }
                 n += 1;
-                let (status, extra) = script(n);
+                let (mut status, extra) = script(n);
+                // A refused batch stays invalid: later requests carrying any of its traces are refused too (a
+                // sync killed before it recorded the refusal sends the same batch again).
+                let traces: BTreeSet<String> = ExportTraceServiceRequest::decode(&body[..])
+                    .map(|req| from_request(&req).into_iter().map(|g| g.trace_id).collect())
+                    .unwrap_or_default();
+                if status == 400 {
+                    bad.extend(traces.iter().cloned());
+                } else if traces.iter().any(|t| bad.contains(t)) {
+                    status = 400;
+                }
                 rq.lock().unwrap().push(Seen {
                     path,
                     headers,
