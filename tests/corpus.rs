@@ -5,30 +5,11 @@
 
 mod common;
 
+use common::report_session as report;
+
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
-
-fn report(home: &Path) -> Value {
-    let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["report", "session", "--json", "--path"])
-        .arg(home)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("HOME", data.path())
-        .env_remove("TOKENTRACE_DATA_DIR")
-        .env_remove("TOKENTRACE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn check(run: &Path) -> Result<(), String> {
     let expected: Value =

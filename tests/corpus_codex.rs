@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::{expected, report_session as report};
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use tokentrace::store::Store;
@@ -14,67 +15,11 @@ use tokentrace::store::Store;
 /// Files above this size are not used (the recordings are all far below).
 const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
-fn report(home: &Path) -> Value {
-    let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["report", "session", "--json", "--path"])
-        .arg(home)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("HOME", data.path())
-        .env_remove("TOKENTRACE_DATA_DIR")
-        .env_remove("TOKENTRACE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn expected(run: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap()
-}
-
-const COUNTS: [&str; 6] = [
-    "prompts",
-    "generations",
-    "generation_errors",
-    "tool_calls",
-    "tool_errors",
-    "subagents",
-];
-const TOKENS: [&str; 5] = ["input", "cache_read", "cache_write", "output", "reasoning"];
-
-/// Differences between a report's totals (`sessions` = number of session rows) and an `expected.json`.
-fn diff(sessions: usize, totals: &Value, expected: &Value) -> Vec<String> {
-    let mut diffs = Vec::new();
-    if sessions as u64 != expected["sessions"].as_u64().unwrap() {
-        diffs.push(format!("sessions {sessions} != {}", expected["sessions"]));
-    }
-    for k in COUNTS {
-        if totals[k] != expected[k] {
-            diffs.push(format!("{k} {} != {}", totals[k], expected[k]));
-        }
-    }
-    for k in TOKENS {
-        if totals["tokens"][k] != expected["tokens"][k] {
-            diffs.push(format!(
-                "tokens.{k} {} != {}",
-                totals["tokens"][k], expected["tokens"][k]
-            ));
-        }
-    }
-    diffs
-}
-
 fn check(run: &Path) -> Result<(), String> {
     let expected = expected(run);
     let got = report(&run.join("home"));
     let sessions = got["sessions"].as_array().unwrap();
-    let mut diffs = diff(sessions.len(), &got["totals"], &expected);
+    let mut diffs = common::totals_diff(sessions.len(), &got["totals"], &expected);
     for s in sessions {
         if s["agent"] != "codex" {
             diffs.push(format!("agent {} != codex", s["agent"]));
@@ -220,7 +165,7 @@ fn fork_replaying_its_parents_history_is_counted_once() {
 
         let store = import(&home);
         let (sessions, totals) = store_totals(&store);
-        let diffs = diff(sessions, &totals, &expected(&run));
+        let diffs = common::totals_diff(sessions, &totals, &expected(&run));
         assert!(
             diffs.is_empty(),
             "{}: the replayed history was counted again: {diffs:?}",
@@ -299,7 +244,7 @@ fn archived_copy_next_to_the_original_is_counted_once() {
 
         let store = import(tmp.path());
         let (sessions, totals) = store_totals(&store);
-        let diffs = diff(sessions, &totals, &expected(&run));
+        let diffs = common::totals_diff(sessions, &totals, &expected(&run));
         assert!(diffs.is_empty(), "{}: {diffs:?}", run.display());
         // `sessions/` wins: the session stays attached to the original file.
         let rows = store.sessions(&Default::default()).unwrap();

@@ -6,34 +6,15 @@
 
 mod common;
 
+use common::report_session as report;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{json, Value};
 use tokentrace::store::Store;
 
 // ---- helpers ------------------------------------------------------------------------------------------
-
-fn report(home: &Path) -> Value {
-    let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["report", "session", "--json", "--path"])
-        .arg(home)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("HOME", data.path())
-        .env_remove("TOKENTRACE_DATA_DIR")
-        .env_remove("TOKENTRACE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn expected_of(run: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap()

@@ -96,3 +96,64 @@ pub fn store_of(content: &[u8], name: &str) -> (tempfile::TempDir, Store, Import
     let summary = import_dir(&mut store, &dir.path().join("sessions"));
     (dir, store, summary)
 }
+
+/// `tokentrace report session --json --path HOME` into a fresh store (default discovery off: `HOME` is the
+/// temp store).
+pub fn report_session(home: &Path) -> serde_json::Value {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args(["report", "session", "--json", "--path"])
+        .arg(home)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("HOME", data.path())
+        .env_remove("TOKENTRACE_DATA_DIR")
+        .env_remove("TOKENTRACE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A run's `expected.json`.
+pub fn expected(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap()
+}
+
+/// Differences between a report's totals (`sessions` = number of session rows) and an `expected.json`:
+/// session count, the six counters and the five token fields.
+pub fn totals_diff(
+    sessions: usize,
+    totals: &serde_json::Value,
+    expected: &serde_json::Value,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if sessions as u64 != expected["sessions"].as_u64().unwrap() {
+        diffs.push(format!("sessions {sessions} != {}", expected["sessions"]));
+    }
+    for k in [
+        "prompts",
+        "generations",
+        "generation_errors",
+        "tool_calls",
+        "tool_errors",
+        "subagents",
+    ] {
+        if totals[k] != expected[k] {
+            diffs.push(format!("{k} {} != {}", totals[k], expected[k]));
+        }
+    }
+    for k in ["input", "cache_read", "cache_write", "output", "reasoning"] {
+        if totals["tokens"][k] != expected["tokens"][k] {
+            diffs.push(format!(
+                "tokens.{k} {} != {}",
+                totals["tokens"][k], expected["tokens"][k]
+            ));
+        }
+    }
+    diffs
+}
