@@ -356,6 +356,93 @@ pub fn dry_run(store: &Store, dir: &Path, opts: &DeliveryOptions) -> Result<(u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Kind, Level};
+    use crate::store::outbox::ExportObservation;
+    use crate::store::read::SessionRow;
+
+    /// A trace of 600 tool calls with 20,000-char outputs (~12 MB of content).
+    fn huge_trace() -> ExportTrace {
+        let observations = (0..600)
+            .map(|i| ExportObservation {
+                id: format!("{i:016x}"),
+                parent_id: None,
+                kind: Kind::Tool,
+                name: "bash".into(),
+                key: format!("tool:{i}"),
+                start_ms: Some(1_000 + i),
+                end_ms: Some(2_000 + i),
+                completion_start_ms: None,
+                level: Level::Default,
+                status_message: None,
+                model: None,
+                response_model: None,
+                provider: None,
+                usage: None,
+                cost_total: None,
+                cost_source: None,
+                input: Some("{\"command\":\"cat big.log\"}".into()),
+                output: Some("x".repeat(20_000)),
+                metadata: None,
+            })
+            .collect();
+        ExportTrace {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            root_span_id: "fedcba9876543210".into(),
+            name: Some("pi prompt 1".into()),
+            start_ms: Some(1_000),
+            end_ms: Some(3_000),
+            input: Some("read the logs".into()),
+            output: None,
+            session: SessionRow {
+                key: "pi:s".into(),
+                agent: "pi".into(),
+                session_id: "s".into(),
+                agent_version: None,
+                cwd: None,
+                start_ms: Some(1_000),
+                end_ms: None,
+                name: None,
+                channel: None,
+                user: None,
+                parent_session: None,
+                file: None,
+            },
+            observations,
+        }
+    }
+
+    #[test]
+    fn requests_stay_under_4_mb_and_carry_every_span_once() {
+        let trace = huge_trace();
+        let pending = Pending {
+            trace_id: trace.id.clone(),
+            seq: 1,
+            start_ms: 1_000,
+        };
+        let settings = DeliveryOptions::default().settings;
+        for protocol in [Protocol::Protobuf, Protocol::Json] {
+            let all = parts(&trace, &pending, &settings, span_budget(protocol), false);
+            let reqs = requests(all, 100_000, span_budget(protocol));
+            assert!(reqs.len() >= 3, "{protocol:?}: {} requests", reqs.len());
+            let mut ids = std::collections::BTreeSet::new();
+            for r in &reqs {
+                let size = body(r, &settings, protocol).len();
+                assert!(
+                    size <= MAX_REQUEST_BYTES,
+                    "{protocol:?}: a request of {size} bytes"
+                );
+                for p in r {
+                    for s in &p.spans {
+                        assert!(ids.insert(s.span_id.clone()), "a span sent twice");
+                    }
+                }
+            }
+            assert_eq!(ids.len(), 601, "600 tools + the root");
+            // Only the trace's last part acknowledges it.
+            let acks: usize = reqs.iter().flatten().filter(|p| p.last).count();
+            assert_eq!(acks, 1);
+        }
+    }
 
     #[test]
     fn sampling_is_deterministic_per_session() {
