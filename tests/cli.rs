@@ -294,3 +294,37 @@ fn daily_report_over_the_whole_corpus_shows_every_agent_exactly() {
         expected.values().map(|x| x[0]).sum::<u64>()
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_the_report_quietly() {
+    // `tokentrace report | head -1`: the reader goes away before the report is written.
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args([
+            "report",
+            "session",
+            "--json",
+            "--path",
+            "examples",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("HOME", data.path())
+        .current_dir(common::repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "ended by SIGPIPE like other Unix tools: {:?}, stderr: {stderr}",
+        out.status
+    );
+}

@@ -175,14 +175,14 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         let agent = root.agent.map(|a| a.as_str()).unwrap_or("any");
         if *exists {
             println!(
-                "  {agent:<4} {}  ({}): {n} session file(s), {:.1} MB",
+                "  {agent:<6} {}  ({}): {n} session file(s), {:.1} MB",
                 root.dir.display(),
                 root.origin,
                 *bytes as f64 / 1e6
             );
         } else {
             println!(
-                "  {agent:<4} {}  ({}): not found",
+                "  {agent:<6} {}  ({}): not found",
                 root.dir.display(),
                 root.origin
             );
