@@ -293,6 +293,47 @@ fn daily_report_over_the_whole_corpus_shows_every_agent_exactly() {
         doc["totals"]["sessions"].as_u64().unwrap(),
         expected.values().map(|x| x[0]).sum::<u64>()
     );
+    // Each day splits by agent, and the splits add up to each agent's expected totals.
+    let mut per_agent: std::collections::BTreeMap<String, [u64; 5]> = Default::default();
+    let mut day_cost = 0.0;
+    for row in doc["rows"].as_array().unwrap() {
+        let mut split_cost = 0.0;
+        for a in row["agents"].as_array().unwrap() {
+            let n = |k: &str| a[k].as_u64().unwrap();
+            let x = per_agent
+                .entry(a["agent"].as_str().unwrap().to_string())
+                .or_default();
+            x[0] += n("sessions");
+            x[1] += n("prompts");
+            x[2] += n("generations");
+            x[3] += n("tool_calls");
+            x[4] +=
+                a["tokens"]["input"].as_u64().unwrap() + a["tokens"]["output"].as_u64().unwrap();
+            split_cost += a["cost_usd"].as_f64().unwrap();
+        }
+        assert!((split_cost - row["cost_usd"].as_f64().unwrap()).abs() < 1e-9);
+        day_cost += split_cost;
+    }
+    assert_eq!(per_agent, expected, "per-agent split of the daily rows");
+    assert!(day_cost > 2.0, "the corpus costs ${day_cost:.2}");
+    let table = stdout(&run(
+        &[
+            "report",
+            "daily",
+            "--path",
+            corpus.to_str().unwrap(),
+            "--tz",
+            "UTC",
+            "--no-import",
+        ],
+        data.path(),
+    ));
+    for agent in ["pi", "omp", "claude", "codex", "gemini"] {
+        assert!(
+            table.contains(&format!("└ {agent} ")),
+            "{agent} has its own line in the daily table:\n{table}"
+        );
+    }
 }
 
 #[test]

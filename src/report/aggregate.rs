@@ -33,6 +33,11 @@ pub enum Grouping {
 }
 
 impl Grouping {
+    /// Daily, weekly or monthly: rows are periods of time.
+    pub fn is_period(self) -> bool {
+        matches!(self, Grouping::Daily | Grouping::Weekly | Grouping::Monthly)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Grouping::Daily => "daily",
@@ -161,6 +166,9 @@ impl Window {
 #[derive(Debug, Default)]
 pub struct Aggregate {
     pub rows: BTreeMap<String, Totals>,
+    /// For daily, weekly and monthly reports: each row split by agent program (row key → agent → totals),
+    /// so a day on which several agents ran shows what each of them did and cost.
+    pub by_agent: BTreeMap<String, BTreeMap<String, Totals>>,
     pub totals: Totals,
 }
 
@@ -192,6 +200,11 @@ impl Aggregate {
             return;
         }
         let session = sessions.get(&fact.session_key);
+        let agent = || {
+            session
+                .map(|s| s.agent.clone())
+                .unwrap_or_else(|| "unknown".into())
+        };
         let key = match grouping {
             Grouping::Daily | Grouping::Weekly | Grouping::Monthly => {
                 let ms = fact.ts_ms.or_else(|| session.and_then(|s| s.start_ms));
@@ -215,10 +228,16 @@ impl Aggregate {
             Grouping::Channel => session
                 .and_then(|s| s.channel.clone())
                 .unwrap_or_else(|| "(none)".into()),
-            Grouping::Agent => session
-                .map(|s| s.agent.clone())
-                .unwrap_or_else(|| "unknown".into()),
+            Grouping::Agent => agent(),
         };
+        if grouping.is_period() {
+            self.by_agent
+                .entry(key.clone())
+                .or_default()
+                .entry(agent())
+                .or_default()
+                .add(fact);
+        }
         self.rows.entry(key).or_default().add(fact);
         self.totals.add(fact);
     }

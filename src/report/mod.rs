@@ -4,7 +4,8 @@
 //! `{"sessions":[{"agent","agent_version","session_id","project","start","end","prompts","generations",
 //! "generation_errors","tool_calls","tool_errors","subagents","tokens":{"input","cache_read","cache_write",
 //! "output","reasoning"},"cost_usd","cost_source","unpriced_models":[]}],"totals":{…same counters and tokens,
-//! "cost_usd"}}`. Other groupings print `{"grouping", "rows":[{"key", …counters}], "totals"}`.
+//! "cost_usd"}}`. Other groupings print `{"grouping", "rows":[{"key", …counters}], "totals"}`; daily, weekly and
+//! monthly rows add `"agents":[{"agent", …counters}]`, the row split by agent program.
 
 pub mod aggregate;
 mod render;

@@ -1,6 +1,6 @@
 //! Report output: JSON documents and terminal tables.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 use serde_json::{json, Value};
@@ -46,7 +46,28 @@ fn time(window: &Window, ms: Option<i64>) -> Value {
     }
 }
 
-/// The JSON document of a report.
+/// One row of a grouped report: `{<name>: key, "sessions", …counters, ["duration_ms"], "cost_source",
+/// "unpriced_models"}`.
+fn group_row(
+    name: &str,
+    key: &str,
+    grouping: Grouping,
+    t: &Totals,
+) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert(name.into(), json!(key));
+    m.insert("sessions".into(), json!(t.sessions.len()));
+    m.extend(counters(t));
+    if grouping == Grouping::Tool {
+        m.insert("duration_ms".into(), json!(t.tool_duration_ms));
+    }
+    m.insert("cost_source".into(), json!(t.cost_source()));
+    m.insert("unpriced_models".into(), json!(t.unpriced_models));
+    m
+}
+
+/// The JSON document of a report. Daily, weekly and monthly rows carry `"agents"`: the same row split by
+/// agent program.
 pub fn render_json(
     grouping: Grouping,
     window: &Window,
@@ -80,15 +101,14 @@ pub fn render_json(
         .rows
         .iter()
         .map(|(key, t)| {
-            let mut m = serde_json::Map::new();
-            m.insert("key".into(), json!(key));
-            m.insert("sessions".into(), json!(t.sessions.len()));
-            m.extend(counters(t));
-            if grouping == Grouping::Tool {
-                m.insert("duration_ms".into(), json!(t.tool_duration_ms));
+            let mut m = group_row("key", key, grouping, t);
+            if let Some(split) = agg.by_agent.get(key) {
+                let agents: Vec<Value> = split
+                    .iter()
+                    .map(|(agent, t)| Value::Object(group_row("agent", agent, grouping, t)))
+                    .collect();
+                m.insert("agents".into(), Value::Array(agents));
             }
-            m.insert("cost_source".into(), json!(t.cost_source()));
-            m.insert("unpriced_models".into(), json!(t.unpriced_models));
             Value::Object(m)
         })
         .collect();
@@ -206,6 +226,8 @@ pub fn render_table(
         "Cache write",
         "Cost (USD)",
     ]);
+    // Periods on which several agents ran get a line per agent, when the report covers more than one.
+    let agents: BTreeSet<&String> = agg.by_agent.values().flat_map(|m| m.keys()).collect();
     for (key, t) in ordered_rows(grouping, agg, sessions) {
         let label = if grouping == Grouping::Session {
             session_label(key, sessions, window)
@@ -213,6 +235,11 @@ pub fn render_table(
             key.clone()
         };
         table.add_row(usage_row(grouping, label, t));
+        if agents.len() > 1 {
+            for (agent, t) in agg.by_agent.get(key).into_iter().flatten() {
+                table.add_row(usage_row(grouping, format!("  └ {agent}"), t));
+            }
+        }
     }
     table.add_row(usage_row(grouping, "Total".into(), &agg.totals));
     let mut out = table.to_string();
