@@ -3,7 +3,8 @@
 # fresh session id, like a long-lived user's ~/.pi), then measures with the release binary:
 #   cold  `report daily` (full import into an empty store, building the whole trace store)
 #   warm  `report daily` with nothing new (the incremental no-op)
-#   the share of the cold import spent in the privacy layer (redaction budget: < 20%)
+#   the share of the cold import spent in the privacy layer (redaction budget: < 20%), on that history and on
+#   the whole shared corpus (every agent: pi, oh-my-pi, Claude Code, Codex, Gemini) when ../shared is beside
 # and the peak RSS of the cold run. Prints MB/s and lines/s. Usage: scripts/bench-import.sh [COPIES] (default 400)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,3 +51,11 @@ print(f"warm re-run (nothing new): {warm:.2f} s  ({100*warm/cold:.1f}% of cold)"
 PY
 echo "of the cold import: $privacy (capture policy full: redaction, masking, caps)"
 echo "store: $(du -sh "$work/data" | cut -f1)"
+
+corpus=../shared/corpus
+if [ -d "$corpus" ]; then
+  /usr/bin/time -f "%e" -o "$work/time" "$bin" report daily --path "$corpus" --data-dir "$work/corpus-data" --tz UTC -v \
+    >/dev/null 2>"$work/log"
+  share=$(grep -o 'privacy layer [0-9]* ms ([0-9.]*%)' "$work/log" || echo "privacy layer: n/a")
+  echo "whole shared corpus (every agent, $(du -sh "$corpus" | cut -f1)): cold import + report $(cat "$work/time") s; $share"
+fi
