@@ -533,6 +533,8 @@ struct FaultServer {
     port: u16,
     received: Arc<Mutex<Vec<(String, String, u64)>>>,
     statuses: Arc<Mutex<Vec<u16>>>,
+    /// When each request had been read (before the answer).
+    arrivals: Arc<Mutex<Vec<Instant>>>,
     requests: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -557,7 +559,13 @@ impl FaultServer {
         let received = Arc::new(Mutex::new(Vec::new()));
         let statuses = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (r, st, rq) = (received.clone(), statuses.clone(), requests.clone());
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let (r, st, rq, at) = (
+            received.clone(),
+            statuses.clone(),
+            requests.clone(),
+            arrivals.clone(),
+        );
         std::thread::spawn(move || {
             std::thread::sleep(refuse_for);
             let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -621,6 +629,7 @@ impl FaultServer {
                     }
                 }
                 st.lock().unwrap().push(status);
+                at.lock().unwrap().push(Instant::now());
                 // Slow answers give the kills something to interrupt.
                 std::thread::sleep(Duration::from_millis(30));
                 let msg = if status == 400 {
@@ -640,6 +649,7 @@ impl FaultServer {
             port,
             received,
             statuses,
+            arrivals,
             requests,
         }
     }
@@ -707,6 +717,67 @@ fn sync_survives_a_failing_backend_and_20_sigkills() {
     );
     let received: BTreeSet<_> = server.received.lock().unwrap().iter().cloned().collect();
     assert_eq!(received, expected, "every span arrived, nothing unexpected");
+}
+
+/// Requests 1 and 2 get 429 + `Retry-After: 2`, the rest 200.
+fn overloaded_twice(n: u32) -> (u16, &'static str) {
+    match n {
+        1 | 2 => (429, "Retry-After: 2\r\n"),
+        _ => (200, ""),
+    }
+}
+
+#[test]
+fn retry_after_is_honoured_within_a_run_and_by_the_next_run() {
+    let corpus = corpus_dir();
+    let expected: BTreeSet<_> = dry_run_spans(corpus.path()).iter().map(key).collect();
+    let server = FaultServer::with_script(Duration::ZERO, overloaded_twice);
+    let data = tempfile::tempdir().unwrap();
+    let sync = |budget: &str| -> Value {
+        let out = Command::new(bin())
+            .args(["sync", "--json", "--retry-budget", budget, "--path"])
+            .arg(corpus.path())
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("HOME", data.path())
+            .env(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("http://127.0.0.1:{}/v1/traces", server.port),
+            )
+            .env("TOKENTRACE_BATCH_SPANS", "50")
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    };
+    // A run whose budget (1 s) is shorter than the backend's Retry-After gives up at once, leaving all pending.
+    let began = Instant::now();
+    let first = sync("1");
+    assert!(began.elapsed() < Duration::from_secs(2), "{first}");
+    let sink = &first["sinks"][0];
+    assert_eq!(sink["spans_sent"], 0, "{first}");
+    assert_eq!(sink["pending"], 27, "{first}");
+    assert!(sink["gave_up"].as_str().unwrap().contains("429"), "{first}");
+    // The next run waits out the first Retry-After before its first request, and the second one in-run.
+    let second = sync("30");
+    let sink = &second["sinks"][0];
+    assert_eq!(sink["pending"], 0, "{second}");
+    assert_eq!(sink["spans_sent"].as_u64(), Some(expected.len() as u64));
+    assert_eq!(
+        server.statuses.lock().unwrap()[..3],
+        [429, 429, 200],
+        "one request per answer"
+    );
+    let at = server.arrivals.lock().unwrap().clone();
+    for (i, gap) in [(1, at[1] - at[0]), (2, at[2] - at[1])] {
+        assert!(
+            gap >= Duration::from_secs(2),
+            "request {} came {gap:?} after a 429 with Retry-After: 2",
+            i + 1
+        );
+    }
+    let received: BTreeSet<_> = server.received.lock().unwrap().iter().cloned().collect();
+    assert_eq!(received, expected);
 }
 
 fn healthy(_: u32) -> (u16, &'static str) {

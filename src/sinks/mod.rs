@@ -75,7 +75,7 @@ pub struct SinkReport {
     pub retries: u64,
     /// State after the run.
     pub backlog: Backlog,
-    /// The backend stayed unreachable for the whole retry budget.
+    /// The backend stayed unreachable for the whole retry budget, or asked to wait past it.
     pub gave_up: Option<String>,
 }
 
@@ -204,6 +204,26 @@ pub fn deliver(
     let deadline = Instant::now() + opts.retry_budget;
     let mut seed = (now_ms() as u64) | 1;
     let mut cursor: Option<Pending> = None;
+    // A backend that asked an earlier run to wait (Retry-After, or our backoff) gets nothing before then,
+    // also when that run was killed while it waited.
+    if let Some(until) = store.retry_not_before(endpoint.name)? {
+        let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
+        if Instant::now() + wait > deadline {
+            report.gave_up = Some(format!(
+                "the backend asked to wait {:.1}s more, past the retry budget",
+                wait.as_secs_f64()
+            ));
+            report.backlog = store.backlog(endpoint.name)?;
+            return Ok(report);
+        }
+        if !wait.is_zero() {
+            tracing::info!(
+                "backing off {:.1}s as the backend asked",
+                wait.as_secs_f64()
+            );
+            std::thread::sleep(wait);
+        }
+    }
     let started = now_ms();
     'pages: loop {
         let page = store.pending(
@@ -293,14 +313,16 @@ pub fn deliver(
                             .unwrap_or_else(|| http::backoff(attempt, &mut seed))
                             .min(Duration::from_secs(300));
                         attempt += 1;
+                        // Recorded before waiting: a run killed during the wait leaves the next one the
+                        // same time to wait for.
+                        store.mark_retry(
+                            endpoint.name,
+                            &traces,
+                            now_ms() + wait.as_millis() as i64,
+                            &error,
+                        )?;
                         if Instant::now() + wait > deadline {
                             tracing::warn!("{error}; giving up for this run");
-                            store.mark_retry(
-                                endpoint.name,
-                                &traces,
-                                now_ms() + wait.as_millis() as i64,
-                                &error,
-                            )?;
                             report.gave_up = Some(error);
                             break 'pages;
                         }

@@ -236,6 +236,17 @@ impl Store {
         Ok(())
     }
 
+    /// The time (ms since the epoch) before which `sink` should get no request: the latest next attempt a
+    /// retryable failure recorded for any of its pending traces (a backend's `Retry-After` applies to the
+    /// backend, not to the traces of one request). `None` when nothing is in backoff.
+    pub fn retry_not_before(&self, sink: &str) -> Result<Option<i64>> {
+        Ok(self.conn().query_row(
+            "SELECT MAX(next_attempt_ms) FROM delivery WHERE sink = ?1",
+            [sink],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Pending, failed and sent trace counts of a sink, with the latest error.
     pub fn backlog(&self, sink: &str) -> Result<Backlog> {
         let (pending, failed, sent): (i64, i64, i64) = self.conn().query_row(
