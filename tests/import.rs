@@ -244,8 +244,14 @@ fn a_5mb_tool_output_is_imported_and_capped() {
     entry["message"]["content"][0]["text"] = serde_json::Value::String(huge);
     l[idx] = entry.to_string();
     let (_d, store, summary) = common::store_of(&join(&l), &name);
-    assert_eq!(summary.warnings, 0);
+    assert_eq!(summary.warnings, 0, "a long output is no broken line");
+    assert_eq!(
+        summary.redactions.get("truncated"),
+        Some(&1),
+        "the cut is counted (reported as a note on import)"
+    );
     assert_sample_totals(&store);
+    assert_eq!(store.redaction_counts().unwrap().get("truncated"), Some(&1));
     let rows = store.snapshot().unwrap();
     let marker = format!("…[truncated {} chars]", 5 * 1024 * 1024 - 20_000);
     assert!(

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Context, SourceArgs};
 use crate::pricing::table::{PriceTable, BUNDLED_VERSION};
+use crate::privacy::truncate::{MARKERS, TRUNCATED};
 use crate::sources;
 
 #[derive(Debug, Args)]
@@ -70,12 +71,25 @@ fn privacy_report(ctx: &Context, json_out: bool) -> Result<()> {
         "Text fields capped at {max_chars} chars; {} literal(s) from the config redacted",
         ctx.config.redact.len()
     );
-    if counts.is_empty() {
+    let is_cap = |kind: &str| MARKERS.iter().any(|(_, k)| *k == kind);
+    let (caps, secrets): (Vec<_>, Vec<_>) = counts.iter().partition(|(kind, _)| is_cap(kind));
+    if secrets.is_empty() {
         println!("\nRedactions in the store: none");
     } else {
         println!("\nRedactions in the store, by kind:");
-        for (kind, n) in &counts {
+        for (kind, n) in &secrets {
             println!("  {kind:<18} {n}");
+        }
+    }
+    if !caps.is_empty() {
+        println!("Caps in the store:");
+        for (kind, n) in &caps {
+            let what = if kind.as_str() == TRUNCATED {
+                "text fields cut"
+            } else {
+                "inline images replaced"
+            };
+            println!("  {kind:<18} {n} ({what})");
         }
     }
     Ok(())

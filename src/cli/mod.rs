@@ -201,8 +201,17 @@ fn default_data_dir(env: &Env) -> Result<PathBuf> {
     Ok(home.join(".local/share/tokentrace"))
 }
 
-/// Prints import warnings in short form on stderr.
+/// Prints import warnings in short form on stderr, and a note when the size caps cut or replaced content.
 pub fn print_import_warnings(summary: &ImportSummary) {
+    use crate::privacy::truncate::{IMAGE, TRUNCATED};
+    let count = |kind: &str| summary.redactions.get(kind).copied().unwrap_or(0);
+    let (cut, images) = (count(TRUNCATED), count(IMAGE));
+    if cut + images > 0 {
+        eprintln!(
+            "tokentrace: note: {cut} text field(s) over the size cap were truncated and {images} inline image(s) \
+             replaced by a marker (`max_field_chars` in the config; `tokentrace doctor --privacy`)"
+        );
+    }
     if summary.warnings == 0 {
         return;
     }

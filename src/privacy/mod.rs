@@ -130,7 +130,8 @@ const METADATA_KEYS: &[&str] = &[
     "known_gaps",
 ];
 
-/// Redactions done during an import, by kind.
+/// Redactions done during an import, by kind (`github-token`, …), and the caps applied
+/// ([`truncate::TRUNCATED`], [`truncate::IMAGE`]).
 pub type RedactionCounts = Counts;
 
 /// The privacy settings in effect, built once per import.
@@ -266,7 +267,7 @@ impl Privacy {
         let text = redacted.as_deref().unwrap_or(text);
         let masked = self.mask_home(text);
         if masked.len() > self.max_chars || masked.contains("data:") {
-            cap(&masked, self.max_chars)
+            truncate::cap_counting(&masked, self.max_chars, counts)
         } else {
             masked.into_owned()
         }

@@ -1,18 +1,36 @@
 //! Size caps: text fields (default 20,000 characters, with a marker saying how much was cut), inline base64
 //! images / data URIs (replaced by a marker with their decoded size), JSON nesting depth and array length.
 
+use super::redact::Counts;
+
 /// Caps `text` at `max_chars` characters. The kept prefix is followed by `…[truncated N chars]`, where N is
 /// the number of characters cut. Data URIs are replaced first.
 pub fn cap(text: &str, max_chars: usize) -> String {
-    let text = strip_data_uris(text);
+    cap_counting(text, max_chars, &mut Counts::new())
+}
+
+/// [`cap`], counting what it did into `counts`: `image` per data URI replaced, `truncated` per text cut.
+pub fn cap_counting(text: &str, max_chars: usize, counts: &mut Counts) -> String {
+    let (text, images) = strip_data_uris(text);
+    if images > 0 {
+        *counts.entry(IMAGE).or_insert(0) += images;
+    }
     match text.char_indices().nth(max_chars) {
         None => text.into_owned(),
         Some((cut, _)) => {
+            *counts.entry(TRUNCATED).or_insert(0) += 1;
             let cut_chars = text[cut..].chars().count();
             format!("{}…[truncated {cut_chars} chars]", &text[..cut])
         }
     }
 }
+
+/// Count keys of [`cap_counting`] (beside the secret kinds of [`super::redact`]).
+pub const TRUNCATED: &str = "truncated";
+pub const IMAGE: &str = "image";
+
+/// Markers the caps leave in stored text, with their count key: how `doctor --privacy` finds them again.
+pub const MARKERS: [(&str, &str); 2] = [("…[truncated ", TRUNCATED), ("[image: ", IMAGE)];
 
 /// Caps an optional field in place.
 pub fn cap_field(field: &mut Option<String>, max_chars: usize) {
@@ -65,11 +83,13 @@ pub fn limit_json(value: &mut serde_json::Value, max_depth: usize, max_items: us
     walk(value, 0, max_depth, max_items);
 }
 
-/// Replaces `data:<mime>;base64,<payload>` with `[image: <mime>, <bytes> bytes]` (decoded size).
-fn strip_data_uris(text: &str) -> std::borrow::Cow<'_, str> {
+/// Replaces `data:<mime>;base64,<payload>` with `[image: <mime>, <bytes> bytes]` (decoded size); returns the
+/// text and how many were replaced.
+fn strip_data_uris(text: &str) -> (std::borrow::Cow<'_, str>, u64) {
     if !text.contains(";base64,") {
-        return std::borrow::Cow::Borrowed(text);
+        return (std::borrow::Cow::Borrowed(text), 0);
     }
+    let mut replaced = 0;
     let mut out = String::with_capacity(text.len().min(4096));
     let mut rest = text;
     while let Some(start) = rest.find("data:") {
@@ -92,10 +112,11 @@ fn strip_data_uris(text: &str) -> std::borrow::Cow<'_, str> {
             .unwrap_or(payload.len());
         out.push_str(&rest[..start]);
         out.push_str(&format!("[image: {mime}, {} bytes]", len * 3 / 4));
+        replaced += 1;
         rest = &payload[len..];
     }
     out.push_str(rest);
-    std::borrow::Cow::Owned(out)
+    (std::borrow::Cow::Owned(out), replaced)
 }
 
 #[cfg(test)]
@@ -129,6 +150,25 @@ mod tests {
         assert_eq!(
             cap(&text, 20_000),
             "see [image: image/png, 48213 bytes]\" end"
+        );
+    }
+
+    #[test]
+    fn counts_images_and_cuts() {
+        let mut counts = Counts::new();
+        let img = format!("data:image/jpeg;base64,{}", "QUJD".repeat(10));
+        let text = format!("{img} and {img} then {}", "x".repeat(30_000));
+        let capped = cap_counting(&text, 20_000, &mut counts);
+        assert!(capped
+            .starts_with("[image: image/jpeg, 30 bytes] and [image: image/jpeg, 30 bytes] then x"));
+        assert!(capped.ends_with(&format!("…[truncated {} chars]", 30_000 + 69 - 20_000)));
+        assert_eq!(counts.get(IMAGE), Some(&2));
+        assert_eq!(counts.get(TRUNCATED), Some(&1));
+        cap_counting("short", 20_000, &mut counts);
+        assert_eq!(
+            counts.values().sum::<u64>(),
+            3,
+            "nothing counted for text left alone"
         );
     }
 }

@@ -410,7 +410,8 @@ impl Store {
 }
 
 impl Store {
-    /// Counts `[REDACTED:<kind>]` markers in every stored text, by kind (what `doctor --privacy` shows).
+    /// Counts `[REDACTED:<kind>]` markers in every stored text, by kind, and the caps' markers (`truncated`,
+    /// `image`): what `doctor --privacy` shows.
     pub fn redaction_counts(&self) -> Result<std::collections::BTreeMap<String, u64>> {
         let mut counts = std::collections::BTreeMap::new();
         let mut stmt = self.conn().prepare(
@@ -424,6 +425,12 @@ impl Store {
             let Some(text) = r.get::<_, Option<String>>(0)? else {
                 continue;
             };
+            for (marker, kind) in crate::privacy::truncate::MARKERS {
+                let n = text.matches(marker).count() as u64;
+                if n > 0 {
+                    *counts.entry(kind.to_string()).or_insert(0) += n;
+                }
+            }
             let mut rest = text.as_str();
             while let Some(i) = rest.find("[REDACTED:") {
                 let after = &rest[i + 10..];
