@@ -211,6 +211,23 @@ fn gemini_side_call_gap_is_reported() {
         .contains("not recorded"));
 }
 
+/// Sessions, prompts, generations, tool calls and input + output tokens of an `expected.json` or a report row.
+fn summary(v: &serde_json::Value) -> [u64; 5] {
+    let n = |k: &str| v[k].as_u64().unwrap();
+    let t = |k: &str| v["tokens"][k].as_u64().unwrap();
+    [
+        n("sessions"),
+        n("prompts"),
+        n("generations"),
+        n("tool_calls"),
+        t("input") + t("output"),
+    ]
+}
+
+fn add(into: &mut [u64; 5], x: [u64; 5]) {
+    into.iter_mut().zip(x).for_each(|(a, b)| *a += b);
+}
+
 #[test]
 fn daily_report_over_the_whole_corpus_shows_every_agent_exactly() {
     // Every run folder together (session files next to streams, telemetry captures and ground truth): each
@@ -221,48 +238,26 @@ fn daily_report_over_the_whole_corpus_shows_every_agent_exactly() {
     let mut expected: std::collections::BTreeMap<String, [u64; 5]> = Default::default();
     for agent in ["pi", "omp", "claude", "codex", "gemini"] {
         for r in common::runs(&corpus, &[agent]) {
-            let e: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(r.join("expected.json")).unwrap())
-                    .unwrap();
-            let x = expected
-                .entry(e["agent"].as_str().unwrap().to_string())
-                .or_default();
-            for (k, key) in ["sessions", "prompts", "generations", "tool_calls"]
-                .iter()
-                .enumerate()
-            {
-                x[k] += e[key].as_u64().unwrap();
-            }
-            x[4] +=
-                e["tokens"]["input"].as_u64().unwrap() + e["tokens"]["output"].as_u64().unwrap();
+            let e = common::expected(&r);
+            add(
+                expected
+                    .entry(e["agent"].as_str().unwrap().to_string())
+                    .or_default(),
+                summary(&e),
+            );
         }
     }
     let data = tempfile::tempdir().unwrap();
-    let out = stdout(&run(
-        &[
-            "report",
-            "agent",
-            "--path",
-            corpus.to_str().unwrap(),
-            "--json",
-        ],
-        data.path(),
-    ));
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = |args: &[&str]| {
+        let mut all = vec!["report"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--path", corpus.to_str().unwrap(), "--tz", "UTC"]);
+        stdout(&run(&all, data.path()))
+    };
+    let doc: serde_json::Value = serde_json::from_str(&report(&["agent", "--json"])).unwrap();
     let mut got: std::collections::BTreeMap<String, [u64; 5]> = Default::default();
     for row in doc["rows"].as_array().unwrap() {
-        let n = |k: &str| row[k].as_u64().unwrap();
-        got.insert(
-            row["key"].as_str().unwrap().to_string(),
-            [
-                n("sessions"),
-                n("prompts"),
-                n("generations"),
-                n("tool_calls"),
-                row["tokens"]["input"].as_u64().unwrap()
-                    + row["tokens"]["output"].as_u64().unwrap(),
-            ],
-        );
+        got.insert(row["key"].as_str().unwrap().to_string(), summary(row));
         assert!(
             row["unpriced_models"].as_array().unwrap().is_empty()
                 || row["key"] == "pi"
@@ -275,19 +270,7 @@ fn daily_report_over_the_whole_corpus_shows_every_agent_exactly() {
         5,
         "pi, omp, claude, codex and gemini all present"
     );
-    let daily = stdout(&run(
-        &[
-            "report",
-            "daily",
-            "--path",
-            corpus.to_str().unwrap(),
-            "--tz",
-            "UTC",
-            "--json",
-            "--no-import",
-        ],
-        data.path(),
-    ));
+    let daily = report(&["daily", "--json", "--no-import"]);
     let doc: serde_json::Value = serde_json::from_str(&daily).unwrap();
     assert_eq!(
         doc["totals"]["sessions"].as_u64().unwrap(),
@@ -299,16 +282,12 @@ fn daily_report_over_the_whole_corpus_shows_every_agent_exactly() {
     for row in doc["rows"].as_array().unwrap() {
         let mut split_cost = 0.0;
         for a in row["agents"].as_array().unwrap() {
-            let n = |k: &str| a[k].as_u64().unwrap();
-            let x = per_agent
-                .entry(a["agent"].as_str().unwrap().to_string())
-                .or_default();
-            x[0] += n("sessions");
-            x[1] += n("prompts");
-            x[2] += n("generations");
-            x[3] += n("tool_calls");
-            x[4] +=
-                a["tokens"]["input"].as_u64().unwrap() + a["tokens"]["output"].as_u64().unwrap();
+            add(
+                per_agent
+                    .entry(a["agent"].as_str().unwrap().to_string())
+                    .or_default(),
+                summary(a),
+            );
             split_cost += a["cost_usd"].as_f64().unwrap();
         }
         assert!((split_cost - row["cost_usd"].as_f64().unwrap()).abs() < 1e-9);
@@ -316,18 +295,7 @@ fn daily_report_over_the_whole_corpus_shows_every_agent_exactly() {
     }
     assert_eq!(per_agent, expected, "per-agent split of the daily rows");
     assert!(day_cost > 2.0, "the corpus costs ${day_cost:.2}");
-    let table = stdout(&run(
-        &[
-            "report",
-            "daily",
-            "--path",
-            corpus.to_str().unwrap(),
-            "--tz",
-            "UTC",
-            "--no-import",
-        ],
-        data.path(),
-    ));
+    let table = report(&["daily", "--no-import"]);
     for agent in ["pi", "omp", "claude", "codex", "gemini"] {
         assert!(
             table.contains(&format!("└ {agent} ")),

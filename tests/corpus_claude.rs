@@ -331,7 +331,7 @@ fn importing_a_transcript_in_two_halves_cut_mid_line_equals_importing_it_whole()
 fn a_subagent_transcript_cut_mid_line_equals_importing_it_whole() {
     let run = unseen_run("run6-subagent");
     let whole_dir = tempfile::tempdir().unwrap();
-    copy_dir(&run.join("home"), whole_dir.path());
+    common::copy_tree(&run.join("home"), whole_dir.path());
     let mut whole = Store::open_in_memory().unwrap();
     common::import_dir(&mut whole, whole_dir.path());
     let expected = whole.snapshot().unwrap();
@@ -347,24 +347,13 @@ fn a_subagent_transcript_cut_mid_line_equals_importing_it_whole() {
         cut += 1;
     }
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&run.join("home"), dir.path());
+    common::copy_tree(&run.join("home"), dir.path());
     std::fs::write(dir.path().join(&rel), &content[..cut]).unwrap();
     let mut store = Store::open_in_memory().unwrap();
     common::import_dir(&mut store, dir.path());
     std::fs::write(dir.path().join(&rel), &content).unwrap();
     common::import_dir(&mut store, dir.path());
     assert_eq!(store.snapshot().unwrap(), expected);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from).into_iter().flatten() {
-        let target = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -6,6 +6,11 @@
 
 mod common;
 
+use common::otlp::{
+    bin, dry_run, dry_run_spans, expected_tokens, from_request, pi_corpus_dir as corpus_dir,
+    required, Got,
+};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -17,14 +22,6 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde_json::Value;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tokentrace")
-}
-
-fn required() -> bool {
-    std::env::var("TOKENTRACE_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
-}
 
 fn python_has(module: &str) -> bool {
     Command::new("python3")
@@ -65,122 +62,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A copy of every pi / oh-my-pi run's `home/` (from examples/, the shared corpus copy) under one folder.
-fn corpus_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (i, run) in common::runs(&common::repo().join("examples"), &["pi", "omp"])
-        .iter()
-        .enumerate()
-    {
-        copy_tree(&run.join("home"), &dir.path().join(format!("run{i:02}")));
-    }
-    dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from).into_iter().flatten() {
-        let target = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
-/// Sum of `expected.json` token fields over the pi / oh-my-pi runs: (prompt tokens incl. cache, output).
-fn expected_tokens() -> (u64, u64) {
-    let mut sums = (0, 0);
-    for run in common::runs(&common::repo().join("examples"), &["pi", "omp"]) {
-        let e: Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap())
-                .unwrap();
-        let t = &e["tokens"];
-        sums.0 += t["input"].as_u64().unwrap()
-            + t["cache_read"].as_u64().unwrap()
-            + t["cache_write"].as_u64().unwrap();
-        sums.1 += t["output"].as_u64().unwrap();
-    }
-    sums
-}
-
-/// One received span, as a collector shows it.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Got {
-    trace_id: String,
-    span_id: String,
-    parent: String,
-    name: String,
-    start_ns: u64,
-    attrs: BTreeMap<String, String>,
-}
-
-/// The spans the dry run (our own encoding, from the store) says will be sent.
-fn dry_run_spans(corpus: &Path) -> Vec<Got> {
-    let data = tempfile::tempdir().unwrap();
-    let out = data.path().join("out");
-    let status = Command::new(bin())
-        .args(["sync", "--path"])
-        .arg(corpus)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--dry-run")
-        .arg(&out)
-        .env("HOME", data.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut spans = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    for f in files {
-        let req: ExportTraceServiceRequest =
-            serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-        spans.extend(from_request(&req));
-    }
-    spans
-}
-
-fn from_request(req: &ExportTraceServiceRequest) -> Vec<Got> {
-    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let mut out = Vec::new();
-    for rs in &req.resource_spans {
-        for ss in &rs.scope_spans {
-            for s in &ss.spans {
-                let attrs = s
-                    .attributes
-                    .iter()
-                    .map(|kv| {
-                        let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                            Some(V::StringValue(x)) => x.clone(),
-                            Some(V::IntValue(x)) => x.to_string(),
-                            Some(V::BoolValue(x)) => x.to_string(),
-                            Some(V::DoubleValue(x)) => x.to_string(),
-                            Some(other) => format!("{other:?}"),
-                            None => String::new(),
-                        };
-                        (kv.key.clone(), v)
-                    })
-                    .collect();
-                out.push(Got {
-                    trace_id: hex(&s.trace_id),
-                    span_id: hex(&s.span_id),
-                    parent: hex(&s.parent_span_id),
-                    name: s.name.clone(),
-                    start_ns: s.start_time_unix_nano,
-                    attrs,
-                });
-            }
-        }
-    }
-    out
 }
 
 /// Parses rotel's `--debug-log-verbosity detailed` output.
@@ -418,34 +299,9 @@ fn sync_delivers_every_span_to_rotel_over_json() {
 #[test]
 fn dry_run_is_byte_identical_across_runs() {
     let corpus = corpus_dir();
-    let run = || {
-        let data = tempfile::tempdir().unwrap();
-        let out = data.path().join("out");
-        assert!(Command::new(bin())
-            .args(["sync", "--path"])
-            .arg(corpus.path())
-            .arg("--data-dir")
-            .arg(data.path())
-            .arg("--dry-run")
-            .arg(&out)
-            .env("HOME", data.path())
-            .status()
-            .unwrap()
-            .success());
-        let mut files: Vec<_> = std::fs::read_dir(&out)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|f| std::fs::read(f).unwrap())
-            .collect::<Vec<_>>()
-    };
-    let (a, b) = (run(), run());
+    let (a, b) = (dry_run(corpus.path()), dry_run(corpus.path()));
     assert!(!a.is_empty());
-    assert_eq!(a, b);
+    assert_eq!(a, b, "same files, same bytes");
 }
 
 #[test]
@@ -661,18 +517,9 @@ fn sync_survives_a_failing_backend_and_20_sigkills() {
     let expected: BTreeSet<_> = dry_run_spans(corpus.path()).iter().map(key).collect();
     let server = FaultServer::start(Duration::from_millis(1500));
     let data = tempfile::tempdir().unwrap();
+    let env = server_env(server.port, "20");
     let sync = || {
-        Command::new(bin())
-            .args(["sync", "--json", "--retry-budget", "30", "--path"])
-            .arg(corpus.path())
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("HOME", data.path())
-            .env(
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                format!("http://127.0.0.1:{}/v1/traces", server.port),
-            )
-            .env("TOKENTRACE_BATCH_SPANS", "20")
+        sync_command(corpus.path(), data.path(), &["--retry-budget", "30"], &env)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -733,22 +580,14 @@ fn retry_after_is_honoured_within_a_run_and_by_the_next_run() {
     let expected: BTreeSet<_> = dry_run_spans(corpus.path()).iter().map(key).collect();
     let server = FaultServer::with_script(Duration::ZERO, overloaded_twice);
     let data = tempfile::tempdir().unwrap();
-    let sync = |budget: &str| -> Value {
-        let out = Command::new(bin())
-            .args(["sync", "--json", "--retry-budget", budget, "--path"])
-            .arg(corpus.path())
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("HOME", data.path())
-            .env(
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                format!("http://127.0.0.1:{}/v1/traces", server.port),
-            )
-            .env("TOKENTRACE_BATCH_SPANS", "50")
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    let env = server_env(server.port, "50");
+    let sync = |budget: &str| {
+        sync_with(
+            corpus.path(),
+            data.path(),
+            &["--retry-budget", budget],
+            &env,
+        )
     };
     // A run whose budget (1 s) is shorter than the backend's Retry-After gives up at once, leaving all pending.
     let began = Instant::now();
@@ -784,9 +623,12 @@ fn healthy(_: u32) -> (u16, &'static str) {
     (200, "")
 }
 
-fn sync_to(corpus: &Path, data: &Path, env: &[(&str, String)]) -> Value {
+/// `tokentrace sync --json [args] --path corpus --data-dir data` with `HOME=data` and `env`.
+fn sync_command(corpus: &Path, data: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(bin());
-    cmd.args(["sync", "--json", "--path"])
+    cmd.args(["sync", "--json"])
+        .args(args)
+        .arg("--path")
         .arg(corpus)
         .arg("--data-dir")
         .arg(data)
@@ -794,9 +636,29 @@ fn sync_to(corpus: &Path, data: &Path, env: &[(&str, String)]) -> Value {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
+    cmd
+}
+
+/// Runs [`sync_command`] to the end; its JSON summary.
+fn sync_with(corpus: &Path, data: &Path, args: &[&str], env: &[(&str, String)]) -> Value {
+    let out = sync_command(corpus, data, args, env).output().unwrap();
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn sync_to(corpus: &Path, data: &Path, env: &[(&str, String)]) -> Value {
+    sync_with(corpus, data, &[], env)
+}
+
+/// The endpoint of a test server, and requests of `batch` spans at most.
+fn server_env(port: u16, batch: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("http://127.0.0.1:{port}/v1/traces"),
+        ),
+        ("TOKENTRACE_BATCH_SPANS", batch.to_string()),
+    ]
 }
 
 #[test]

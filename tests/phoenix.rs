@@ -7,23 +7,17 @@
 
 mod common;
 
+use common::otlp::{
+    bin, dry_run_spans, expected_tokens, pi_corpus_dir as corpus_dir, required, Got,
+};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::Value;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tokentrace")
-}
-
-fn required() -> bool {
-    std::env::var("TOKENTRACE_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
-}
 
 fn skip(what: &str) -> bool {
     assert!(
@@ -185,129 +179,6 @@ impl Drop for Phoenix {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A copy of every pi / oh-my-pi run's `home/` (from examples/, the shared corpus copy) under one folder.
-fn corpus_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (i, run) in common::runs(&common::repo().join("examples"), &["pi", "omp"])
-        .iter()
-        .enumerate()
-    {
-        copy_tree(&run.join("home"), &dir.path().join(format!("run{i:02}")));
-    }
-    dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from).into_iter().flatten() {
-        let target = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
-/// Sum of `expected.json` token fields over the pi / oh-my-pi runs: (prompt tokens incl. cache, output).
-fn expected_tokens() -> (u64, u64) {
-    let mut sums = (0, 0);
-    for run in common::runs(&common::repo().join("examples"), &["pi", "omp"]) {
-        let e: Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap())
-                .unwrap();
-        let t = &e["tokens"];
-        sums.0 += t["input"].as_u64().unwrap()
-            + t["cache_read"].as_u64().unwrap()
-            + t["cache_write"].as_u64().unwrap();
-        sums.1 += t["output"].as_u64().unwrap();
-    }
-    sums
-}
-
-/// One span, as the dry run encodes it.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Got {
-    trace_id: String,
-    span_id: String,
-    parent: String,
-    name: String,
-    start_ns: u64,
-    end_ns: u64,
-    error: bool,
-    attrs: BTreeMap<String, String>,
-}
-
-/// The spans the dry run (our own encoding, from the store) says will be sent.
-fn dry_run_spans(corpus: &Path) -> Vec<Got> {
-    let data = tempfile::tempdir().unwrap();
-    let out = data.path().join("out");
-    let status = Command::new(bin())
-        .args(["sync", "--path"])
-        .arg(corpus)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--dry-run")
-        .arg(&out)
-        .env("HOME", data.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut spans = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    for f in files {
-        let req: ExportTraceServiceRequest =
-            serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-        spans.extend(from_request(&req));
-    }
-    spans
-}
-
-fn from_request(req: &ExportTraceServiceRequest) -> Vec<Got> {
-    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let mut out = Vec::new();
-    for rs in &req.resource_spans {
-        for ss in &rs.scope_spans {
-            for s in &ss.spans {
-                let attrs = s
-                    .attributes
-                    .iter()
-                    .map(|kv| {
-                        let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                            Some(V::StringValue(x)) => x.clone(),
-                            Some(V::IntValue(x)) => x.to_string(),
-                            Some(V::BoolValue(x)) => x.to_string(),
-                            Some(V::DoubleValue(x)) => x.to_string(),
-                            Some(other) => format!("{other:?}"),
-                            None => String::new(),
-                        };
-                        (kv.key.clone(), v)
-                    })
-                    .collect();
-                out.push(Got {
-                    trace_id: hex(&s.trace_id),
-                    span_id: hex(&s.span_id),
-                    parent: hex(&s.parent_span_id),
-                    name: s.name.clone(),
-                    start_ns: s.start_time_unix_nano,
-                    end_ns: s.end_time_unix_nano,
-                    error: s
-                        .status
-                        .as_ref()
-                        .is_some_and(|st| st.code == StatusCode::Error as i32),
-                    attrs,
-                });
-            }
-        }
-    }
-    out
 }
 
 /// One span as Phoenix stored it (`GET /v1/projects/default/spans`).
