@@ -394,13 +394,17 @@ struct FaultServer {
     requests: Arc<Mutex<Vec<Seen>>>,
 }
 
+/// How a test server answers request number n (from 1): status, extra header lines, and the JSON body of a
+/// 2xx (`{}` when empty).
+type Script = fn(u32) -> (u16, &'static str, &'static str);
+
 /// The fault script: requests 1..=3 get 503, 4 gets 429 + `Retry-After: 2`, 6 gets 400, the rest 200.
-fn faults(n: u32) -> (u16, &'static str) {
+fn faults(n: u32) -> (u16, &'static str, &'static str) {
     match n {
-        1..=3 => (503, ""),
-        4 => (429, "Retry-After: 2\r\n"),
-        6 => (400, ""),
-        _ => (200, ""),
+        1..=3 => (503, "", ""),
+        4 => (429, "Retry-After: 2\r\n", ""),
+        6 => (400, "", ""),
+        _ => (200, "", ""),
     }
 }
 
@@ -410,7 +414,7 @@ impl FaultServer {
         Self::with_script(refuse_for, faults)
     }
 
-    fn with_script(refuse_for: Duration, script: fn(u32) -> (u16, &'static str)) -> FaultServer {
+    fn with_script(refuse_for: Duration, script: Script) -> FaultServer {
         let port = free_port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let statuses = Arc::new(Mutex::new(Vec::new()));
@@ -462,7 +466,7 @@ impl FaultServer {
                     body = out;
                 }
                 n += 1;
-                let (mut status, extra) = script(n);
+                let (mut status, extra, body_2xx) = script(n);
                 // A refused batch stays invalid: later requests carrying any of its traces are refused too (a
                 // sync killed before it recorded the refusal sends the same batch again).
                 let traces: BTreeSet<String> = ExportTraceServiceRequest::decode(&body[..])
@@ -488,10 +492,10 @@ impl FaultServer {
                 at.lock().unwrap().push(Instant::now());
                 // Slow answers give the kills something to interrupt.
                 std::thread::sleep(Duration::from_millis(30));
-                let msg = if status == 400 {
-                    "{\"message\":\"invalid span\"}"
-                } else {
-                    "{}"
+                let msg = match status {
+                    400 => "{\"message\":\"invalid span\"}",
+                    200..=299 if !body_2xx.is_empty() => body_2xx,
+                    _ => "{}",
                 };
                 let mut s = stream;
                 let _ = write!(
@@ -567,10 +571,10 @@ fn sync_survives_a_failing_backend_and_20_sigkills() {
 }
 
 /// Requests 1 and 2 get 429 + `Retry-After: 2`, the rest 200.
-fn overloaded_twice(n: u32) -> (u16, &'static str) {
+fn overloaded_twice(n: u32) -> (u16, &'static str, &'static str) {
     match n {
-        1 | 2 => (429, "Retry-After: 2\r\n"),
-        _ => (200, ""),
+        1 | 2 => (429, "Retry-After: 2\r\n", ""),
+        _ => (200, "", ""),
     }
 }
 
@@ -619,8 +623,65 @@ fn retry_after_is_honoured_within_a_run_and_by_the_next_run() {
     assert_eq!(received, expected);
 }
 
-fn healthy(_: u32) -> (u16, &'static str) {
-    (200, "")
+fn healthy(_: u32) -> (u16, &'static str, &'static str) {
+    (200, "", "")
+}
+
+/// Request 2 is accepted with an OTLP partial success (in JSON, as a collector answers a JSON export).
+fn partly_rejected(n: u32) -> (u16, &'static str, &'static str) {
+    match n {
+        2 => (
+            200,
+            "",
+            r#"{"partialSuccess":{"rejectedSpans":"4","errorMessage":"4 spans are older than the retention"}}"#,
+        ),
+        _ => (200, "", ""),
+    }
+}
+
+#[test]
+fn a_partial_success_is_reported_and_not_resent() {
+    let corpus = corpus_dir();
+    let server = FaultServer::with_script(Duration::ZERO, partly_rejected);
+    std::thread::sleep(Duration::from_millis(100));
+    let data = tempfile::tempdir().unwrap();
+    let mut env = server_env(server.port, "50");
+    env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_string()));
+    let first = sync_to(corpus.path(), data.path(), &env);
+    let sink = &first["sinks"][0];
+    assert_eq!(sink["spans_rejected"], 4, "{first}");
+    assert_eq!(
+        sink["pending"], 0,
+        "a partial success is an acknowledgement: {first}"
+    );
+    assert_eq!(sink["failed"], 0, "{first}");
+    let error = sink["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("rejected 4 span(s): 4 spans are older than the retention"),
+        "{first}"
+    );
+    let requests = server.requests.lock().unwrap().len();
+    assert!(requests >= 3, "{first}");
+    // Not retried: the next run sends nothing.
+    let second = sync_to(corpus.path(), data.path(), &env);
+    assert_eq!(second["sinks"][0]["requests"], 0, "{second}");
+    assert_eq!(server.requests.lock().unwrap().len(), requests);
+    // `doctor` shows it as the sink's latest error.
+    let mut doctor = Command::new(bin());
+    doctor
+        .args(["doctor", "--json", "--data-dir"])
+        .arg(data.path())
+        .env("HOME", data.path());
+    for (k, v) in &env {
+        doctor.env(k, v);
+    }
+    let doc: Value = serde_json::from_slice(&doctor.output().unwrap().stdout).unwrap();
+    assert!(
+        doc["sinks"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rejected 4 span(s)")),
+        "{doc}"
+    );
 }
 
 /// `tokentrace sync --json [args] --path corpus --data-dir data` with `HOME=data` and `env`.

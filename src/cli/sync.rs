@@ -149,7 +149,7 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
             .map(|r| {
                 json!({
                     "sink": r.sink, "url": r.url, "requests": r.requests, "traces_sent": r.traces_sent,
-                    "spans_sent": r.spans_sent, "traces_refused": r.traces_refused, "sampled_out": r.sampled_out,
+                    "spans_sent": r.spans_sent, "spans_rejected": r.spans_rejected, "traces_refused": r.traces_refused, "sampled_out": r.sampled_out,
                     "scores_sent": r.scores_sent, "scores_failed": r.scores_failed, "retries": r.retries,
                     "pending": r.backlog.pending, "failed": r.backlog.failed, "delivered": r.backlog.sent,
                     "last_error": r.backlog.last_error, "gave_up": r.gave_up,
@@ -180,6 +180,7 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
                         format!("\n  backend unreachable, will retry on the next run: {e}"),
                     (None, Some(e)) if r.backlog.failed > 0 =>
                         format!("\n  refused: {e} (`tokentrace sync --retry-failed` resends)"),
+                    (None, Some(e)) if r.spans_rejected > 0 => format!("\n  {e}"),
                     _ => String::new(),
                 }
             );

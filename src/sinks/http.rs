@@ -8,8 +8,9 @@ use flate2::write::GzEncoder;
 /// What to do after one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// 2xx: acknowledge.
-    Delivered,
+    /// 2xx: acknowledge. `partial` when the backend said it dropped some spans (OTLP partial success);
+    /// per the OTLP specification such a request is not retried.
+    Delivered { partial: Option<PartialSuccess> },
     /// Connection error, timeout, 408, 429 or 5xx: try again later, not before `retry_after` if the server
     /// said so.
     Retry {
@@ -18,6 +19,50 @@ pub enum Outcome {
     },
     /// Any other 4xx: the server refused this batch; record it as failed with its message.
     Refused { error: String },
+}
+
+/// An OTLP `ExportTracePartialSuccess`: a 2xx whose body says that `rejected_spans` spans were dropped
+/// (or only warns, with `rejected_spans` 0). Source: the OTLP specification, "Partial Success".
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialSuccess {
+    pub rejected_spans: u64,
+    pub error_message: String,
+}
+
+/// Reads a partial success out of a 2xx body: an `ExportTraceServiceResponse` as protobuf, or its JSON form
+/// (`{"partialSuccess":{"rejectedSpans":"3","errorMessage":"…"}}`, int64 as string or number). Bodies that
+/// are neither (Langfuse answers `{}` or its queued job) or that report nothing give `None`.
+pub fn partial_success(content_type: &str, body: &[u8]) -> Option<PartialSuccess> {
+    if body.is_empty() {
+        return None;
+    }
+    let (rejected, message) = if content_type.contains("protobuf") {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+        use prost::Message;
+        let p = ExportTraceServiceResponse::decode(body)
+            .ok()?
+            .partial_success?;
+        (p.rejected_spans.max(0) as u64, p.error_message)
+    } else {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let p = v
+            .get("partialSuccess")
+            .or_else(|| v.get("partial_success"))?;
+        let field = |camel: &str, snake: &str| p.get(camel).or_else(|| p.get(snake)).cloned();
+        let rejected = match field("rejectedSpans", "rejected_spans") {
+            Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+            Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0),
+            _ => 0,
+        };
+        let message = field("errorMessage", "error_message")
+            .and_then(|m| m.as_str().map(str::to_string))
+            .unwrap_or_default();
+        (rejected, message)
+    };
+    (rejected > 0 || !message.is_empty()).then_some(PartialSuccess {
+        rejected_spans: rejected,
+        error_message: message,
+    })
 }
 
 /// A blocking HTTP client with the request timeout of the OpenTelemetry SDK default (10 s).
@@ -77,7 +122,16 @@ pub fn post(
         Ok(resp) => {
             let status = resp.status();
             if status.is_success() {
-                return Outcome::Delivered;
+                let content_type = resp
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let body = resp.bytes().unwrap_or_default();
+                return Outcome::Delivered {
+                    partial: partial_success(&content_type, &body),
+                };
             }
             let after = resp
                 .headers()
@@ -128,6 +182,44 @@ pub fn backoff(attempt: u32, seed: &mut u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_success_from_protobuf_and_json_bodies() {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
+        use prost::Message;
+        let pb = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 3,
+                error_message: "spans too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        let want = Some(PartialSuccess {
+            rejected_spans: 3,
+            error_message: "spans too old".into(),
+        });
+        assert_eq!(partial_success("application/x-protobuf", &pb), want);
+        let json = br#"{"partialSuccess":{"rejectedSpans":"3","errorMessage":"spans too old"}}"#;
+        assert_eq!(partial_success("application/json", json), want);
+        let snake = br#"{"partial_success":{"rejected_spans":3,"error_message":"spans too old"}}"#;
+        assert_eq!(partial_success("application/json", snake), want);
+        // Full success, Langfuse's answers, an empty partial success, and garbage: nothing to report.
+        let ok = ExportTraceServiceResponse::default().encode_to_vec();
+        assert_eq!(partial_success("application/x-protobuf", &ok), None);
+        assert_eq!(partial_success("application/json", b"{}"), None);
+        assert_eq!(
+            partial_success("application/json", br#"{"id":"job-1"}"#),
+            None
+        );
+        assert_eq!(
+            partial_success("application/json", br#"{"partialSuccess":{}}"#),
+            None
+        );
+        assert_eq!(partial_success("application/x-protobuf", b"\xff\xff"), None);
+        assert_eq!(partial_success("text/plain", b"ok"), None);
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

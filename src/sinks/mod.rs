@@ -67,6 +67,8 @@ pub struct SinkReport {
     pub spans_sent: u64,
     /// Traces the backend refused in this run.
     pub traces_refused: u64,
+    /// Spans a backend accepted the request of but said it dropped (OTLP partial success), in this run.
+    pub spans_rejected: u64,
     /// Traces left out by sampling (acknowledged without sending).
     pub sampled_out: u64,
     pub scores_sent: u64,
@@ -277,13 +279,23 @@ pub fn deliver(
                     &payload,
                     true,
                 ) {
-                    http::Outcome::Delivered => {
+                    http::Outcome::Delivered { partial } => {
                         let acked: Vec<Pending> = request
                             .iter()
                             .filter(|p| p.last)
                             .map(|p| p.trace.clone())
                             .collect();
                         store.mark_sent(endpoint.name, &acked)?;
+                        if let Some(p) = partial {
+                            // Not retried (OTLP: the backend will reject them again), but never silent.
+                            let note = format!(
+                                "{} accepted the request but rejected {} span(s): {}",
+                                endpoint.url, p.rejected_spans, p.error_message
+                            );
+                            tracing::warn!("{note}");
+                            store.note_delivery(endpoint.name, &traces, &note)?;
+                            report.spans_rejected += p.rejected_spans;
+                        }
                         report.requests += 1;
                         report.traces_sent += acked.len() as u64;
                         report.spans_sent +=

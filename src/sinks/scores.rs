@@ -105,7 +105,7 @@ pub fn post(
     let body = serde_json::to_vec(score).expect("score serializes");
     for _ in 0..2 {
         match super::http::post(client, url, &auth, "application/json", &body, false) {
-            super::http::Outcome::Delivered => return true,
+            super::http::Outcome::Delivered { .. } => return true,
             super::http::Outcome::Refused { error } => {
                 tracing::warn!("score {} refused: {error}", score.name);
                 return false;

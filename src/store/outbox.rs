@@ -196,6 +196,22 @@ impl Store {
         Ok(())
     }
 
+    /// Attaches a note to delivered traces (a partial success's message) without changing their state: it
+    /// is what `doctor` and the sync summary show as the sink's latest error.
+    pub fn note_delivery(&mut self, sink: &str, traces: &[Pending], note: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE delivery SET last_error = ?3 WHERE sink = ?1 AND trace_id = ?2",
+            )?;
+            for p in traces {
+                stmt.execute(params![sink, p.trace_id, note])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records a refused version (4xx other than 408/429): not retried until it changes or `--retry-failed`.
     pub fn mark_failed(&mut self, sink: &str, failed: &[Pending], error: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
