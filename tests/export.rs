@@ -311,31 +311,14 @@ fn our_protobuf_decodes_with_the_official_python_package() {
         return;
     }
     let corpus = corpus_dir();
-    let expected = dry_run_spans(corpus.path());
-    // The same request in protobuf, as sync sends it.
+    // The dry run's requests as one protobuf request, as sync sends it.
     let mut req = ExportTraceServiceRequest::default();
-    let data = tempfile::tempdir().unwrap();
-    let out = data.path().join("out");
-    Command::new(bin())
-        .args(["sync", "--path"])
-        .arg(corpus.path())
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--dry-run")
-        .arg(&out)
-        .status()
-        .unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    for f in files {
-        let r: ExportTraceServiceRequest =
-            serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+    for (_, bytes) in dry_run(corpus.path()) {
+        let r: ExportTraceServiceRequest = serde_json::from_slice(&bytes).unwrap();
         req.resource_spans.extend(r.resource_spans);
     }
+    let expected = from_request(&req);
+    let data = tempfile::tempdir().unwrap();
     let pb = data.path().join("request.pb");
     std::fs::write(&pb, req.encode_to_vec()).unwrap();
     let script = r#"
