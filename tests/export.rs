@@ -610,9 +610,11 @@ fn healthy(_: u32) -> (u16, &'static str, &'static str) {
     (200, "", "")
 }
 
-/// Request 2 is accepted with an OTLP partial success (in JSON, as a collector answers a JSON export).
+/// Request 2 is accepted with an OTLP partial success (in JSON, as a collector answers a JSON export),
+/// request 3 with a 207 Multi-Status (as Langfuse's batch APIs answer).
 fn partly_rejected(n: u32) -> (u16, &'static str, &'static str) {
     match n {
+        3 => (207, "", ""),
         2 => (
             200,
             "",
@@ -623,7 +625,7 @@ fn partly_rejected(n: u32) -> (u16, &'static str, &'static str) {
 }
 
 #[test]
-fn a_partial_success_is_reported_and_not_resent() {
+fn a_partial_success_and_a_207_are_acknowledged_and_not_resent() {
     let corpus = corpus_dir();
     let server = FaultServer::with_script(Duration::ZERO, partly_rejected);
     std::thread::sleep(Duration::from_millis(100));
@@ -645,6 +647,11 @@ fn a_partial_success_is_reported_and_not_resent() {
     );
     let requests = server.requests.lock().unwrap().len();
     assert!(requests >= 3, "{first}");
+    assert_eq!(
+        server.statuses.lock().unwrap()[..3],
+        [200, 200, 207],
+        "a 207 is an acknowledgement too"
+    );
     // Not retried: the next run sends nothing.
     let second = sync_to(corpus.path(), data.path(), &env);
     assert_eq!(second["sinks"][0]["requests"], 0, "{second}");
