@@ -609,6 +609,40 @@ fn retry_after_is_honoured_within_a_run_and_by_the_next_run() {
     assert_eq!(received, expected);
 }
 
+#[test]
+fn a_backend_that_was_down_is_tried_at_once_by_the_next_run() {
+    // Our own backoff after connection errors binds only the run that backed off: the next `sync` (the user
+    // has started the collector) sends at once, even with no retry budget at all.
+    let corpus = corpus_dir();
+    let expected: BTreeSet<_> = dry_run_spans(corpus.path()).iter().map(key).collect();
+    let server = FaultServer::with_script(Duration::from_millis(2500), healthy);
+    let data = tempfile::tempdir().unwrap();
+    let env = server_env(server.port, "50");
+    let began = Instant::now();
+    let first = sync_with(corpus.path(), data.path(), &["--retry-budget", "1"], &env);
+    let sink = &first["sinks"][0];
+    assert_eq!(
+        (sink["spans_sent"].as_u64(), sink["pending"].as_u64()),
+        (Some(0), Some(27)),
+        "{first}"
+    );
+    assert!(
+        sink["gave_up"].as_str().unwrap().contains("cannot reach"),
+        "{first}"
+    );
+    // Until the server listens (2.5 s after it was created), then at once.
+    let up = Duration::from_millis(2700);
+    if let Some(rest) = up.checked_sub(began.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    let second = sync_with(corpus.path(), data.path(), &["--retry-budget", "0"], &env);
+    let sink = &second["sinks"][0];
+    assert_eq!(sink["pending"], 0, "{second}");
+    assert!(sink["gave_up"].is_null(), "{second}");
+    let received: BTreeSet<_> = server.received.lock().unwrap().iter().cloned().collect();
+    assert_eq!(received, expected);
+}
+
 fn healthy(_: u32) -> (u16, &'static str, &'static str) {
     (200, "", "")
 }

@@ -206,25 +206,24 @@ pub fn deliver(
     let deadline = Instant::now() + opts.retry_budget;
     let mut seed = (now_ms() as u64) | 1;
     let mut cursor: Option<Pending> = None;
-    // A backend that asked an earlier run to wait (Retry-After, or our backoff) gets nothing before then,
-    // also when that run was killed while it waited.
-    if let Some(until) = store.retry_not_before(endpoint.name)? {
-        let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
+    // A backend that asked an earlier run to wait (Retry-After) gets nothing before then, also when that run
+    // was killed while it waited.
+    let until = store.retry_not_before(endpoint.name)?.unwrap_or(0);
+    let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
+    if !wait.is_zero() {
         if Instant::now() + wait > deadline {
             report.gave_up = Some(format!(
-                "the backend asked to wait {:.1}s more, past the retry budget",
+                "the backend asked (Retry-After) to be left alone {:.1}s more, past the retry budget",
                 wait.as_secs_f64()
             ));
             report.backlog = store.backlog(endpoint.name)?;
             return Ok(report);
         }
-        if !wait.is_zero() {
-            tracing::info!(
-                "backing off {:.1}s as the backend asked",
-                wait.as_secs_f64()
-            );
-            std::thread::sleep(wait);
-        }
+        tracing::info!(
+            "backing off {:.1}s as the backend asked",
+            wait.as_secs_f64()
+        );
+        std::thread::sleep(wait);
     }
     let started = now_ms();
     'pages: loop {
@@ -325,14 +324,14 @@ pub fn deliver(
                             .unwrap_or_else(|| http::backoff(attempt, &mut seed))
                             .min(Duration::from_secs(300));
                         attempt += 1;
-                        // Recorded before waiting: a run killed during the wait leaves the next one the
-                        // same time to wait for.
-                        store.mark_retry(
-                            endpoint.name,
-                            &traces,
-                            now_ms() + wait.as_millis() as i64,
-                            &error,
-                        )?;
+                        // Recorded before waiting. A time the backend asked for (Retry-After) binds the next
+                        // run too, also when this one is killed mid-wait; our own backoff does not: a user who
+                        // runs sync again (having fixed the collector, say) wants it tried at once.
+                        let not_before = match retry_after {
+                            Some(_) => now_ms() + wait.as_millis() as i64,
+                            None => now_ms(),
+                        };
+                        store.mark_retry(endpoint.name, &traces, not_before, &error)?;
                         if Instant::now() + wait > deadline {
                             tracing::warn!("{error}; giving up for this run");
                             report.gave_up = Some(error);

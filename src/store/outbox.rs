@@ -253,8 +253,8 @@ impl Store {
     }
 
     /// The time (ms since the epoch) before which `sink` should get no request: the latest next attempt a
-    /// retryable failure recorded for any of its pending traces (a backend's `Retry-After` applies to the
-    /// backend, not to the traces of one request). `None` when nothing is in backoff.
+    /// retryable failure recorded (a backend's `Retry-After` applies to the backend, not to the traces of one
+    /// request). `None` when nothing was recorded; a time in the past means no wait.
     pub fn retry_not_before(&self, sink: &str) -> Result<Option<i64>> {
         Ok(self.conn().query_row(
             "SELECT MAX(next_attempt_ms) FROM delivery WHERE sink = ?1",
