@@ -179,54 +179,54 @@ impl Store {
         }))
     }
 
-    /// Acknowledges delivered versions (after a 2xx).
-    pub fn mark_sent(&mut self, sink: &str, sent: &[Pending]) -> Result<()> {
+    /// Runs `sql` once per trace, in one transaction; `run` binds one trace's parameters and executes.
+    fn per_trace(
+        &mut self,
+        sql: &str,
+        traces: &[Pending],
+        mut run: impl FnMut(&mut rusqlite::CachedStatement<'_>, &Pending) -> rusqlite::Result<usize>,
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO delivery (sink, trace_id, sent_seq, attempts) VALUES (?1, ?2, ?3, 1)
-                 ON CONFLICT(sink, trace_id) DO UPDATE SET sent_seq = MAX(delivery.sent_seq, excluded.sent_seq),
-                   failed_seq = NULL, attempts = delivery.attempts + 1, next_attempt_ms = NULL, last_error = NULL",
-            )?;
-            for p in sent {
-                stmt.execute(params![sink, p.trace_id, p.seq])?;
+            let mut stmt = tx.prepare_cached(sql)?;
+            for p in traces {
+                run(&mut stmt, p)?;
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Acknowledges delivered versions (after a 2xx).
+    pub fn mark_sent(&mut self, sink: &str, sent: &[Pending]) -> Result<()> {
+        self.per_trace(
+            "INSERT INTO delivery (sink, trace_id, sent_seq, attempts) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT(sink, trace_id) DO UPDATE SET sent_seq = MAX(delivery.sent_seq, excluded.sent_seq),
+               failed_seq = NULL, attempts = delivery.attempts + 1, next_attempt_ms = NULL, last_error = NULL",
+            sent,
+            |stmt, p| stmt.execute(params![sink, p.trace_id, p.seq]),
+        )
     }
 
     /// Attaches a note to delivered traces (a partial success's message) without changing their state: it
     /// is what `doctor` and the sync summary show as the sink's latest error.
     pub fn note_delivery(&mut self, sink: &str, traces: &[Pending], note: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE delivery SET last_error = ?3 WHERE sink = ?1 AND trace_id = ?2",
-            )?;
-            for p in traces {
-                stmt.execute(params![sink, p.trace_id, note])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.per_trace(
+            "UPDATE delivery SET last_error = ?3 WHERE sink = ?1 AND trace_id = ?2",
+            traces,
+            |stmt, p| stmt.execute(params![sink, p.trace_id, note]),
+        )
     }
 
     /// Records a refused version (4xx other than 408/429): not retried until it changes or `--retry-failed`.
     pub fn mark_failed(&mut self, sink: &str, failed: &[Pending], error: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO delivery (sink, trace_id, failed_seq, attempts, last_error) VALUES (?1, ?2, ?3, 1, ?4)
-                 ON CONFLICT(sink, trace_id) DO UPDATE SET failed_seq = excluded.failed_seq,
-                   attempts = delivery.attempts + 1, next_attempt_ms = NULL, last_error = excluded.last_error",
-            )?;
-            for p in failed {
-                stmt.execute(params![sink, p.trace_id, p.seq, error])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.per_trace(
+            "INSERT INTO delivery (sink, trace_id, failed_seq, attempts, last_error) VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT(sink, trace_id) DO UPDATE SET failed_seq = excluded.failed_seq,
+               attempts = delivery.attempts + 1, next_attempt_ms = NULL, last_error = excluded.last_error",
+            failed,
+            |stmt, p| stmt.execute(params![sink, p.trace_id, p.seq, error]),
+        )
     }
 
     /// Records a retryable failure: the traces stay pending, not before `next_attempt_ms`.
@@ -237,19 +237,13 @@ impl Store {
         next_attempt_ms: i64,
         error: &str,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO delivery (sink, trace_id, attempts, next_attempt_ms, last_error) VALUES (?1, ?2, 1, ?3, ?4)
-                 ON CONFLICT(sink, trace_id) DO UPDATE SET attempts = delivery.attempts + 1,
-                   next_attempt_ms = excluded.next_attempt_ms, last_error = excluded.last_error",
-            )?;
-            for p in traces {
-                stmt.execute(params![sink, p.trace_id, next_attempt_ms, error])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.per_trace(
+            "INSERT INTO delivery (sink, trace_id, attempts, next_attempt_ms, last_error) VALUES (?1, ?2, 1, ?3, ?4)
+             ON CONFLICT(sink, trace_id) DO UPDATE SET attempts = delivery.attempts + 1,
+               next_attempt_ms = excluded.next_attempt_ms, last_error = excluded.last_error",
+            traces,
+            |stmt, p| stmt.execute(params![sink, p.trace_id, next_attempt_ms, error]),
+        )
     }
 
     /// The time (ms since the epoch) before which `sink` should get no request: the latest next attempt a
