@@ -102,7 +102,7 @@ impl Enricher {
                         .channel_for(s.cwd.as_deref(), self.home.as_deref());
                     s.user = self.config.user.clone();
                 }
-                Record::Trace(_) => {}
+                Record::Trace(_) | Record::Drift(_) => {}
             }
         }
         let t = Instant::now();

@@ -1,5 +1,7 @@
 //! `tokentrace doctor`: what was found where, the config in effect, the store, unpriced models.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
@@ -145,6 +147,16 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         .map(|s| s.files().map(|f| crate::ingest::missing_files(&f)))
         .transpose()?
         .unwrap_or_default();
+    let drift = store
+        .as_ref()
+        .map(|s| s.drift())
+        .transpose()?
+        .unwrap_or_default();
+    let mismatches = store
+        .as_ref()
+        .map(|s| s.cost_mismatches(super::report::COST_TOLERANCE_PICO))
+        .transpose()?
+        .unwrap_or_default();
     let endpoints = crate::sinks::endpoint::configured(&ctx.env)?;
     let sinks: Vec<serde_json::Value> = endpoints
         .iter()
@@ -178,6 +190,14 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             "files_gone_from_disk": missing,
             "sinks": sinks,
             "known_gaps": gaps.iter().map(|(g, n)| json!({ "gap": g, "sessions": n })).collect::<Vec<_>>(),
+            "format_drift": drift.iter().map(|d| json!({
+                "agent": d.agent, "agent_version": d.agent_version, "what": d.what, "name": d.name,
+                "count": d.count, "files": d.files, "example": d.example })).collect::<Vec<_>>(),
+            "cost_mismatches": mismatches.iter().map(|m| json!({
+                "session": m.session_key, "agent_version": m.agent_version,
+                "agent_cost_usd": crate::model::pico_to_usd(m.agent_cost),
+                "tokentrace_cost_usd": crate::model::pico_to_usd(m.ours),
+                "unattributed_usd": crate::model::pico_to_usd(m.agent_cost - m.ours) })).collect::<Vec<_>>(),
             "unpriced_models": unpriced.iter().map(|(p, m, n)| json!({ "provider": p, "model": m, "generations": n })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -289,6 +309,44 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             println!("  {gap} ({n} session(s))");
         }
     }
+    if drift.is_empty() {
+        println!("\nFormat drift: none (every line type and usage field is known)");
+    } else {
+        println!("\nFormat drift (the agents wrote things this tokentrace does not know; totals may miss them):");
+        let mut groups: BTreeMap<
+            (String, Option<String>, String),
+            Vec<&crate::store::read::DriftRow>,
+        > = BTreeMap::new();
+        for d in &drift {
+            groups
+                .entry((d.agent.clone(), d.agent_version.clone(), d.what.clone()))
+                .or_default()
+                .push(d);
+        }
+        for ((agent, version, what), rows) in &groups {
+            println!(
+                "  {} {}: {} unknown {}{}: {}",
+                agent_label(agent),
+                version.as_deref().unwrap_or("(version not recorded)"),
+                rows.len(),
+                what,
+                if rows.len() == 1 { "" } else { "s" },
+                rows.iter()
+                    .map(|d| format!("{} ({}×)", d.name, d.count))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for d in rows.iter().filter(|d| d.example.is_some()).take(3) {
+                println!("      e.g. {}", d.example.as_deref().unwrap_or_default());
+            }
+        }
+    }
+    for m in &mismatches {
+        println!(
+            "\nCost cross-check: {}",
+            super::report::describe_mismatch(m)
+        );
+    }
     if unpriced.is_empty() {
         println!("\nUnpriced models: none");
     } else {
@@ -320,4 +378,16 @@ fn reachable(url: &str) -> bool {
         .is_some_and(|a| {
             std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
         })
+}
+
+/// The agent's product name for messages ("Claude Code 2.1.340: …").
+fn agent_label(agent: &str) -> &str {
+    match agent {
+        "pi" => "pi",
+        "omp" => "oh-my-pi",
+        "claude" => "Claude Code",
+        "codex" => "Codex CLI",
+        "gemini" => "Gemini CLI",
+        other => other,
+    }
 }

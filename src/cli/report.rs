@@ -58,6 +58,36 @@ pub fn time_zone(name: Option<&str>) -> Result<TimeZone> {
     }
 }
 
+/// Differences between an agent's own session cost and tokentrace's sum below this are rounding (1e-9 USD).
+pub const COST_TOLERANCE_PICO: i64 = 1_000;
+
+/// "claude 2.1.332 reports $0.52 for session 3f2a…; its calls price at $0.42: $0.10 unattributed …".
+pub fn describe_mismatch(m: &crate::store::read::CostMismatch) -> String {
+    use crate::model::pico_to_usd;
+    let id = m
+        .session_key
+        .split_once(':')
+        .map_or(m.session_key.as_str(), |(_, id)| id);
+    let diff = m.agent_cost - m.ours;
+    format!(
+        "{} {}reports ${:.6} for session {}; its calls price at ${:.6}: ${:.6} {}",
+        m.agent,
+        m.agent_version
+            .as_deref()
+            .map(|v| format!("{v} "))
+            .unwrap_or_default(),
+        pico_to_usd(m.agent_cost),
+        id,
+        pico_to_usd(m.ours),
+        pico_to_usd(diff.abs()),
+        if diff > 0 {
+            "unattributed (calls the transcript does not record, such as a subagent's whose transcript is elsewhere)"
+        } else {
+            "more than the agent's figure (tokentrace's price table differs from the agent's)"
+        }
+    )
+}
+
 pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
     let window = Window {
         tz: time_zone(args.tz.as_deref())?,
@@ -118,6 +148,11 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
             println!(
                 "Note ({n} session(s)): {gap}; their totals cover only what the files record."
             );
+        }
+        for m in store.cost_mismatches(COST_TOLERANCE_PICO)? {
+            if sessions.contains_key(&m.session_key) {
+                println!("Note: {}", describe_mismatch(&m));
+            }
         }
     }
     Ok(())

@@ -276,6 +276,10 @@ pub struct Session {
     /// True when this record comes from a file that does not own the session (a Claude subagent
     /// transcript): the session stays attached to its main file.
     pub secondary_file: bool,
+    /// The cost the agent itself recorded for the whole session, pico-USD (Claude Code's last `cost-state`
+    /// `totalCostUSD`), kept beside tokentrace's own sum as a cross-check. `None` when the agent records
+    /// no session figure (per-message agent costs live on the generations).
+    pub agent_cost: Option<Pico>,
 }
 
 /// One user prompt and everything the agent did for it. The root observation (type `agent`) is implied by
@@ -402,10 +406,29 @@ impl Observation {
     }
 }
 
+/// Something in a session file its parser does not know (see `sources::drift`): counted per file and agent
+/// version so `doctor` can name it. Carries names only, never content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drift {
+    pub agent: Agent,
+    /// The agent release that wrote the file, when recorded (`2.1.332`).
+    pub agent_version: Option<String>,
+    /// `line type` or `usage field`.
+    pub what: String,
+    /// The unknown type or field name (`atis-latch`, `output_tokens_details.cache_tokens`).
+    pub name: String,
+    /// Occurrences in the chunk.
+    pub count: u64,
+    /// A value-free outline of one example line.
+    pub example: Option<String>,
+}
+
 /// What a source parser yields: normalized records, upserted in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Session(Session),
     Trace(Trace),
     Observation(Box<Observation>),
+    /// Unknown line types and usage fields, added to the file's tally.
+    Drift(Drift),
 }

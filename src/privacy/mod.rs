@@ -222,6 +222,8 @@ impl Privacy {
                         self.json(m, counts);
                     }
                 }
+                // Names and value-free outlines only.
+                Record::Drift(_) => {}
             }
         }
     }

@@ -92,6 +92,14 @@ pub fn render_json(
                 m.extend(counters(t));
                 m.insert("cost_source".into(), json!(t.cost_source()));
                 m.insert("unpriced_models".into(), json!(t.unpriced_models));
+                // The agent's own figure for the session (Claude Code `cost-state`) and what tokentrace could
+                // not attribute to a recorded or recovered call.
+                let agent_cost = s.and_then(|s| s.agent_cost);
+                m.insert("agent_cost_usd".into(), json!(agent_cost.map(pico_to_usd)));
+                m.insert(
+                    "unattributed_usd".into(),
+                    json!(agent_cost.map(|a| pico_to_usd(a - t.cost_pico))),
+                );
                 Value::Object(m)
             })
             .collect();

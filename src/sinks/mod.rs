@@ -439,6 +439,7 @@ mod tests {
                 user: None,
                 parent_session: None,
                 file: None,
+                agent_cost: None,
             },
             observations,
         }

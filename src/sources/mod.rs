@@ -6,6 +6,7 @@
 
 pub mod claude;
 pub mod codex;
+pub mod drift;
 pub mod gemini;
 pub mod pi;
 pub mod reader;

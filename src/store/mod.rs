@@ -4,6 +4,7 @@
 //! file's offset and parser checkpoint together, so a crash at any point loses and duplicates nothing.
 //! Reads for reports, `show` and `doctor` are in [`read`].
 
+mod migrate;
 pub mod outbox;
 pub mod read;
 mod write;
@@ -17,8 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use write::{Chunk, FileUpdate};
 
 /// Current schema version (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
-const SCHEMA: &str = include_str!("schema.sql");
+pub const SCHEMA_VERSION: i64 = migrate::LATEST;
 
 /// The store file name inside the data directory.
 pub const DB_FILE: &str = "tokentrace.db";
@@ -69,22 +69,13 @@ impl Store {
         Self::init(Connection::open_in_memory()?, PathBuf::from(":memory:"))
     }
 
-    fn init(conn: Connection, path: PathBuf) -> Result<Store> {
+    fn init(mut conn: Connection, path: PathBuf) -> Result<Store> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // 32 MB page cache: imports touch the observation indexes all over; stays within the RSS budget.
         conn.pragma_update(None, "cache_size", -32_000)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            anyhow::bail!(
-                "store {} has schema version {version}, newer than this tokentrace understands ({SCHEMA_VERSION}); upgrade tokentrace or use another --data-dir",
-                path.display()
-            );
-        }
-        conn.execute_batch(SCHEMA)
-            .context("cannot apply the store schema")?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        migrate::migrate(&mut conn, &path.display().to_string())?;
         Ok(Store { conn, path })
     }
 

@@ -65,6 +65,36 @@ pub struct SessionRow {
     pub user: Option<String>,
     pub parent_session: Option<String>,
     pub file: Option<String>,
+    /// The agent's own figure for the whole session, pico-USD (Claude Code `cost-state`), if recorded.
+    pub agent_cost: Option<i64>,
+}
+
+/// A session whose agent-recorded total differs from tokentrace's sum ([`Store::cost_mismatches`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostMismatch {
+    pub session_key: String,
+    pub agent: String,
+    pub agent_version: Option<String>,
+    /// The agent's figure, pico-USD.
+    pub agent_cost: i64,
+    /// The sum of the session's generation costs, pico-USD.
+    pub ours: i64,
+}
+
+/// Unknown line types or usage fields of one agent version ([`Store::drift`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftRow {
+    pub agent: String,
+    pub agent_version: Option<String>,
+    /// `line type` or `usage field`.
+    pub what: String,
+    pub name: String,
+    /// Occurrences.
+    pub count: u64,
+    /// Files they occur in.
+    pub files: u64,
+    /// A value-free outline of one example line.
+    pub example: Option<String>,
 }
 
 /// What a fact counts.
@@ -144,7 +174,7 @@ fn usage_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Usage>> {
 
 const SESSION_COLUMNS: &str =
     "s.key, s.agent, s.session_id, s.agent_version, s.cwd, s.start_ms, s.end_ms, s.name, \
-     s.channel, s.user, s.parent_session, f.path";
+     s.channel, s.user, s.parent_session, f.path, s.agent_cost";
 
 fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -160,6 +190,7 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         user: r.get(9)?,
         parent_session: r.get(10)?,
         file: r.get(11)?,
+        agent_cost: r.get(12)?,
     })
 }
 
@@ -183,6 +214,53 @@ impl Store {
     pub fn session(&self, key: &str) -> Result<Option<SessionRow>> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN files f ON f.id = s.file_id WHERE s.key = ?1");
         Ok(self.conn().query_row(&sql, [key], session_row).optional()?)
+    }
+
+    /// Sessions whose agent recorded its own total (Claude Code `cost-state`) that differs from the sum of
+    /// their generations' costs by more than `tolerance` pico-USD: `(session, agent cost, our cost)`.
+    pub fn cost_mismatches(&self, tolerance: i64) -> Result<Vec<CostMismatch>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT s.key, s.agent, s.agent_version, s.agent_cost,
+                    COALESCE((SELECT SUM(o.cost_total) FROM observations o
+                              WHERE o.session_key = s.key AND o.kind = 'generation'), 0)
+             FROM sessions s WHERE s.agent_cost IS NOT NULL ORDER BY s.start_ms, s.key",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CostMismatch {
+                session_key: r.get(0)?,
+                agent: r.get(1)?,
+                agent_version: r.get(2)?,
+                agent_cost: r.get(3)?,
+                ours: r.get(4)?,
+            })
+        })?;
+        let all = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(all
+            .into_iter()
+            .filter(|m| (m.agent_cost - m.ours).abs() > tolerance)
+            .collect())
+    }
+
+    /// Format drift in the store: unknown line types and usage fields per agent and version, summed over files.
+    pub fn drift(&self) -> Result<Vec<DriftRow>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT agent, agent_version, what, name, SUM(count), COUNT(DISTINCT file_id), MIN(example)
+             FROM drift GROUP BY agent, agent_version, what, name ORDER BY agent, agent_version, what, name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DriftRow {
+                agent: r.get(0)?,
+                agent_version: r
+                    .get::<_, String>(1)
+                    .map(|v| (!v.is_empty()).then_some(v))?,
+                what: r.get(2)?,
+                name: r.get(3)?,
+                count: r.get::<_, i64>(4)? as u64,
+                files: r.get::<_, i64>(5)? as u64,
+                example: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Streams every fact of the sessions matching `filter` to `each` (no collection in memory).

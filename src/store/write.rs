@@ -9,7 +9,7 @@ use anyhow::Result;
 use rusqlite::{params, Transaction};
 
 use super::Store;
-use crate::model::{Observation, Record, Session, Trace};
+use crate::model::{Drift, Observation, Record, Session, Trace};
 
 /// The file state to save with a chunk.
 #[derive(Debug, Clone)]
@@ -55,6 +55,7 @@ impl Store {
                 )?;
                 tx.execute("DELETE FROM traces WHERE file_id = ?1", params![file_id])?;
                 tx.execute("DELETE FROM sessions WHERE file_id = ?1", params![file_id])?;
+                tx.execute("DELETE FROM drift WHERE file_id = ?1", params![file_id])?;
             }
             for record in &chunk.records {
                 match record {
@@ -67,6 +68,7 @@ impl Store {
                         upsert_observation(&tx, o, file_id)?;
                         touched.extend(o.trace_id.as_deref());
                     }
+                    Record::Drift(d) => add_drift(&tx, d, file_id)?,
                 }
             }
         }
@@ -166,8 +168,8 @@ fn json(v: &Option<serde_json::Value>) -> Option<String> {
 
 fn upsert_session(tx: &Transaction<'_>, s: &Session, file_id: i64) -> Result<()> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO sessions (key, agent, session_id, agent_version, cwd, start_ms, end_ms, parent_session, name, channel, user, metadata, file_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        "INSERT INTO sessions (key, agent, session_id, agent_version, cwd, start_ms, end_ms, parent_session, name, channel, user, metadata, file_id, agent_cost)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
          ON CONFLICT(key) DO UPDATE SET
            agent_version = COALESCE(excluded.agent_version, sessions.agent_version),
            cwd = COALESCE(excluded.cwd, sessions.cwd),
@@ -182,6 +184,7 @@ fn upsert_session(tx: &Transaction<'_>, s: &Session, file_id: i64) -> Result<()>
            channel = COALESCE(excluded.channel, sessions.channel),
            user = COALESCE(excluded.user, sessions.user),
            metadata = COALESCE(excluded.metadata, sessions.metadata),
+           agent_cost = COALESCE(excluded.agent_cost, sessions.agent_cost),
            file_id = CASE WHEN ?14 THEN COALESCE(sessions.file_id, excluded.file_id) ELSE excluded.file_id END",
     )?;
     stmt.execute(params![
@@ -199,6 +202,27 @@ fn upsert_session(tx: &Transaction<'_>, s: &Session, file_id: i64) -> Result<()>
         json(&s.metadata),
         file_id,
         s.secondary_file,
+        s.agent_cost,
+    ])?;
+    Ok(())
+}
+
+fn add_drift(tx: &Transaction<'_>, d: &Drift, file_id: i64) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO drift (file_id, agent, agent_version, what, name, count, example)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(file_id, agent_version, what, name) DO UPDATE SET
+           count = drift.count + excluded.count,
+           example = COALESCE(drift.example, excluded.example)",
+    )?;
+    stmt.execute(params![
+        file_id,
+        d.agent.as_str(),
+        d.agent_version.as_deref().unwrap_or(""),
+        d.what,
+        d.name,
+        d.count as i64,
+        d.example,
     ])?;
     Ok(())
 }

@@ -93,6 +93,35 @@ pub struct Line {
 
     /// `attachment` lines: only the attachment's `type` is read.
     pub attachment: Option<Attachment>,
+
+    /// `system`/`api_error` lines (2.1.3xx): which retry of the request failed (1 = the first retry).
+    #[serde(rename = "retryAttempt")]
+    pub retry_attempt: Option<u32>,
+    /// `cost-state` lines (2.1.3xx): the agent's own cumulative cost of the session, USD (covers `--continue`
+    /// runs, subagents and calls the transcript does not record, such as the `/compact` summary).
+    #[serde(rename = "totalCostUSD")]
+    pub total_cost_usd: Option<f64>,
+    /// `cost-state` lines: the same, cumulative per model.
+    #[serde(rename = "modelUsage")]
+    pub model_usage: Option<std::collections::BTreeMap<String, ModelUsage>>,
+}
+
+/// One model's entry in a `cost-state` line's `modelUsage` (Claude Code ≥ 2.1.3xx), cumulative over the
+/// session. `inputTokens` is uncached input; `outputTokens` includes `thinkingTokens`;
+/// `cacheCreationInputTokens` = 5m + 1h writes.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ModelUsage {
+    pub input_tokens: Option<f64>,
+    pub output_tokens: Option<f64>,
+    pub thinking_tokens: Option<f64>,
+    pub cache_read_input_tokens: Option<f64>,
+    pub cache_creation_input_tokens: Option<f64>,
+    pub cache_creation_ephemeral5m_input_tokens: Option<f64>,
+    pub cache_creation_ephemeral1h_input_tokens: Option<f64>,
+    /// USD.
+    #[serde(rename = "costUSD")]
+    pub cost_usd: Option<f64>,
 }
 
 /// `message` of a `user` or `assistant` line (Anthropic Messages API shape).
@@ -133,6 +162,27 @@ pub struct ClaudeUsage {
     pub service_tier: Option<String>,
     /// `standard` or `fast`.
     pub speed: Option<String>,
+    /// `{thinking_tokens}` (2.1.3xx): the thinking share of `output_tokens`.
+    pub output_tokens_details: Option<OutputDetails>,
+    /// `{web_search_requests, web_fetch_requests}`: server tool calls (billed per request, not per token).
+    pub server_tool_use: Option<IgnoredAny>,
+    /// Where the request was served (`""`, `us`), context of the price.
+    pub inference_geo: Option<IgnoredAny>,
+    /// Per-iteration usage of server-side loops (not added: the top-level counts are the totals).
+    pub iterations: Option<IgnoredAny>,
+    /// Fields this parser does not know (format drift; only their names are kept).
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, IgnoredAny>,
+}
+
+/// `usage.output_tokens_details`.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct OutputDetails {
+    /// Thinking tokens, counted inside `output_tokens`.
+    pub thinking_tokens: Option<f64>,
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, IgnoredAny>,
 }
 
 /// `usage.cache_creation`: cache writes by lifetime.
@@ -143,6 +193,8 @@ pub struct CacheCreation {
     pub ephemeral_5m_input_tokens: Option<f64>,
     /// Tokens written with the 1-hour lifetime (billed at a higher rate).
     pub ephemeral_1h_input_tokens: Option<f64>,
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, IgnoredAny>,
 }
 
 /// An `attachment` line's object; everything but its `type` is skipped.

@@ -1,30 +1,52 @@
 //! Claude Code transcripts (format notes and counting rules: `README.md` in this folder).
 
+pub mod cost_state;
 pub mod format;
 pub mod parser;
 pub mod paths;
 
 use std::path::Path;
 
-/// Line types Claude Code writes at the top level of a transcript.
-const LINE_TYPES: [&str; 16] = [
+/// Line types the parser reads (see `README.md` for each).
+pub const READ_LINE_TYPES: &[&str] = &[
     "user",
     "assistant",
     "system",
-    "summary",
-    "queue-operation",
-    "file-history-snapshot",
     "attachment",
+    "summary",
+    "custom-title",
+    "ai-title",
+    "agent-name",
+    "cost-state",
+];
+
+/// Line types Claude Code writes that carry nothing to count or show, ignored on purpose (an example of
+/// each is in `README.md`). A type in neither list is format drift: kept as an event and named by `doctor`.
+pub const IGNORED_LINE_TYPES: &[&str] = &[
+    "queue-operation",
     "last-prompt",
     "mode",
     "permission-mode",
-    "custom-title",
-    "ai-title",
     "progress",
+    "file-history-snapshot",
     "content-replacement",
     "fork-context-ref",
-    "agent-name",
+    // 2.1.3xx: one line per HTTP request (retries included) and pieces of the request payload; an
+    // `api-request-blob` carries `message.role` user/assistant but is neither a prompt nor a reply.
+    "api-request",
+    "api-request-shape",
+    "api-request-blob",
+    "atis-latch",
+    "tools-used",
+    "file-history-delta",
 ];
+
+/// Tools that run a subagent (its calls are written to another transcript).
+pub const SUBAGENT_TOOLS: &[&str] = &["Agent", "Task"];
+
+fn is_line_type(ty: &str) -> bool {
+    READ_LINE_TYPES.contains(&ty) || IGNORED_LINE_TYPES.contains(&ty)
+}
 
 /// Detects a Claude Code transcript from its first line: a JSON object with a `sessionId` (or, for
 /// `summary` lines, a `leafUuid`) and a Claude line `type` (`user`, `assistant`, `system`, `summary`,
@@ -52,7 +74,7 @@ pub fn detect(head: &[u8], _path: &Path) -> bool {
             (v.get("sessionId").is_some_and(|s| s.is_string())
                 || v.get("leafUuid").is_some()
                 || ty == "file-history-snapshot")
-                && LINE_TYPES.contains(&ty)
+                && is_line_type(ty)
         }
         // Cut by the probe: user / assistant lines open with `{"parentUuid":…,"isSidechain":…` (their
         // `type` and `sessionId` can come after a long message).

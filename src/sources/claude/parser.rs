@@ -20,9 +20,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::cost_state::{CostLedger, Recovered};
 use super::format::{AgentMeta, Block, ClaudeUsage, Content, Line};
+use super::{IGNORED_LINE_TYPES, SUBAGENT_TOOLS};
 use crate::model::time::parse_iso_ms;
 use crate::model::{ids, Agent, Kind, Level, Observation, Record, Session, Trace, Usage};
+use crate::sources::drift::{self, DriftTally};
 use crate::sources::reader::{parse_json_line, Line as RawLine, LineIssue};
 
 const AGENT: &str = "claude";
@@ -64,6 +67,11 @@ struct OpenMessage {
     trace: Option<String>,
     text: String,
     thinking: String,
+    /// The usage of the call's last line so far (its model, for the cost ledger).
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 /// A tool call whose result has not been read yet.
@@ -136,8 +144,14 @@ struct State {
     messages: Vec<OpenMessage>,
     pending_tools: Vec<PendingTool>,
     pending_command: Option<PendingCommand>,
+    /// The agent's own cost records (`cost-state`).
+    #[serde(default)]
+    cost: CostLedger,
     #[serde(skip)]
     session_dirty: bool,
+    /// Unknown line types and usage fields of the current chunk.
+    #[serde(skip)]
+    drift: DriftTally,
 }
 
 /// Parser for one Claude Code transcript (a main `<sessionId>.jsonl` or a subagent `agent-<id>.jsonl`).
@@ -205,7 +219,9 @@ impl ClaudeParser {
                 messages: Vec::new(),
                 pending_tools: Vec::new(),
                 pending_command: None,
+                cost: CostLedger::default(),
                 session_dirty: false,
+                drift: DriftTally::default(),
             },
         }
     }
@@ -276,6 +292,11 @@ impl ClaudeParser {
                             .and_then(Value::as_str)
                             .unwrap_or("unknown")
                             .to_string();
+                        self.state.drift.note(
+                            drift::LINE_TYPE,
+                            &format!("{name} (unexpected shape)"),
+                            || drift::skeleton(line.bytes),
+                        );
                         self.begin(None, out);
                         let key = self.event_key(None, line.offset);
                         let ts = raw
@@ -371,18 +392,26 @@ impl ClaudeParser {
                     self.set_title(|st| &mut st.ai_title, s);
                 }
             }
-            // Bookkeeping lines without anything to count or show.
-            "queue-operation"
-            | "last-prompt"
-            | "mode"
-            | "permission-mode"
-            | "progress"
-            | "file-history-snapshot"
-            | "content-replacement"
-            | "fork-context-ref" => {}
+            "cost-state" => {
+                let models = l.model_usage.clone().unwrap_or_default();
+                let recovered = self.state.cost.line(l.total_cost_usd, &models);
+                for r in recovered {
+                    self.recovered(r, ts, out);
+                }
+                self.state.session_dirty = true;
+            }
+            "agent-name" => {
+                let key = self.event_key(l.uuid.as_deref(), line.offset);
+                self.event(&key, "agent-name", ts, None, None, None, out);
+            }
+            // Bookkeeping lines without anything to count or show (listed, with an example each, in README.md).
+            kind if IGNORED_LINE_TYPES.contains(&kind) => {}
             other => {
-                // Unknown line types are kept as events with the whole line as metadata.
+                // Unknown line types are kept as events with the whole line as metadata, and tallied as drift.
                 let raw = serde_json::from_slice::<Value>(line.bytes).unwrap_or(Value::Null);
+                self.state
+                    .drift
+                    .note(drift::LINE_TYPE, other, || drift::skeleton(line.bytes));
                 let key = self.event_key(l.uuid.as_deref(), line.offset);
                 let name = other.to_string();
                 self.event(
@@ -401,6 +430,10 @@ impl ClaudeParser {
     /// Pushes the records that summarize this chunk: session times, names and version; the current
     /// trace's end and answer; the subagent's end, task and answer.
     pub fn end_chunk(&mut self, out: &mut Vec<Record>) {
+        let version = self.state.version.clone();
+        self.state
+            .drift
+            .drain(Agent::Claude, version.as_deref(), out);
         if self.state.session_dirty && self.state.session_fixed {
             out.push(Record::Session(self.session_record()));
         }
@@ -507,6 +540,7 @@ impl ClaudeParser {
             user: None,
             metadata,
             secondary_file: self.is_subagent(),
+            agent_cost: self.state.cost.session_cost(),
         }
     }
 
@@ -793,6 +827,8 @@ impl ClaudeParser {
                     trace,
                     text: String::new(),
                     thinking: String::new(),
+                    usage: None,
+                    model: None,
                 };
                 self.state.messages.push(open);
                 if self.state.messages.len() > OPEN_MESSAGES {
@@ -853,6 +889,20 @@ impl ClaudeParser {
         } else {
             gen.level = Some(Level::Default);
             gen.usage = msg.usage.as_ref().map(usage_of);
+            if let Some(u) = msg.usage.as_ref() {
+                note_usage_drift(&mut self.state.drift, u);
+            }
+            if let (Some(new), Some(m)) = (gen.usage.as_ref(), gen.model.as_deref()) {
+                let slot = &mut self.state.messages[index];
+                let old = if slot.model.as_deref() == Some(m) {
+                    slot.usage
+                } else {
+                    None
+                };
+                self.state.cost.call(m, old.as_ref(), new);
+                slot.usage = Some(*new);
+                slot.model = Some(m.to_string());
+            }
         }
         gen.output = (!open.text.is_empty()).then(|| open.text.clone());
         gen.metadata = Some(json!({
@@ -873,6 +923,12 @@ impl ClaudeParser {
 
         for b in blocks(msg.content.as_ref()).filter(|b| b.kind == "tool_use") {
             let call_id = b.id.clone().unwrap_or_default();
+            if b.name
+                .as_deref()
+                .is_some_and(|n| SUBAGENT_TOOLS.contains(&n))
+            {
+                self.state.cost.subagent();
+            }
             let key = format!("tool:{call_id}");
             let name = b.name.clone().unwrap_or_else(|| "tool".into());
             let mut tool =
@@ -1025,11 +1081,98 @@ impl ClaudeParser {
         }
     }
 
+    /// A `system`/`api_error` line (2.1.3xx): one model request that failed and is retried (HTTP 500, 529,
+    /// a dropped connection). A failed generation with no usage, level ERROR, under the current trace.
+    fn api_error(&mut self, l: &Line, ts: Option<i64>, offset: u64, out: &mut Vec<Record>) {
+        let trace = self.trace_for_call(ts, out);
+        let (_, parent) = self.context();
+        let session_key = self.session_key();
+        let err = l.error.as_ref();
+        let status = err.and_then(|e| e.get("status")).cloned();
+        let text = err
+            .and_then(|e| e.get("formatted").or_else(|| e.get("message")))
+            .and_then(Value::as_str)
+            .map(|s| first_line(s).to_string())
+            .unwrap_or_else(|| "API error".to_string());
+        let key = format!(
+            "api_error:{}",
+            l.uuid.clone().unwrap_or_else(|| offset.to_string())
+        );
+        let model = self.state.model.clone();
+        let mut gen = Observation::new(
+            self.span(&key),
+            &session_key,
+            Kind::Generation,
+            model.clone().unwrap_or_else(|| "unknown".into()),
+            key,
+        );
+        gen.trace_id = trace;
+        gen.parent_id = parent;
+        gen.start_ms = ts;
+        gen.end_ms = ts;
+        gen.model = model;
+        gen.provider = Some(PROVIDER.into());
+        gen.level = Some(Level::Error);
+        gen.status_message = Some(text);
+        gen.metadata = Some(json!({
+            "apiErrorStatus": status,
+            "requestId": err.and_then(|e| e.get("requestId")).cloned(),
+            "retryAttempt": l.retry_attempt,
+        }));
+        out.push(Record::Observation(Box::new(gen)));
+        if let Some(t) = ts {
+            self.extend_trace(Some(t));
+        }
+    }
+
+    /// A call the agent billed (its `cost-state` says so) but did not write: a generation of its own in the
+    /// current trace, with the agent's tokens and cost, marked `recovered`.
+    fn recovered(&mut self, r: Recovered, ts: Option<i64>, out: &mut Vec<Record>) {
+        if self.is_subagent() {
+            return;
+        }
+        // Do not turn a pending slash command (`/compact`) into a prompt: the call belongs to the trace open.
+        let trace = match self.state.current.as_ref() {
+            Some(t) => Some(t.id.clone()),
+            None => {
+                self.open_trace("session", false, ts, None, out);
+                self.state.current.as_ref().map(|t| t.id.clone())
+            }
+        };
+        let session_key = self.session_key();
+        let key = format!("recovered:{}:{}", self.state.cost.lines, r.model);
+        let name = if r.compaction {
+            "compaction (recovered)"
+        } else {
+            "unrecorded call (recovered)"
+        };
+        let mut gen = Observation::new(self.span(&key), &session_key, Kind::Generation, name, key);
+        gen.trace_id = trace;
+        gen.start_ms = ts.or(self.state.end_ms);
+        gen.end_ms = gen.start_ms;
+        gen.model = Some(r.model);
+        gen.provider = Some(PROVIDER.into());
+        gen.level = Some(Level::Default);
+        gen.usage = Some(r.usage);
+        gen.agent_cost = Some(r.cost);
+        gen.metadata = Some(json!({
+            "recovered": true,
+            "recoveredFrom": "cost-state",
+            "compaction": r.compaction,
+        }));
+        out.push(Record::Observation(Box::new(gen)));
+    }
+
     fn system(&mut self, l: &Line, ts: Option<i64>, line: &RawLine<'_>, out: &mut Vec<Record>) {
         let key = self.event_key(l.uuid.as_deref(), line.offset);
         let subtype = l.subtype.clone().unwrap_or_else(|| "system".into());
         let text = l.content.as_ref().and_then(|c| c.0.clone());
+        if subtype == "api_error" {
+            self.api_error(l, ts, line.offset, out);
+            return;
+        }
         if subtype == "compact_boundary" {
+            self.state.cost.compaction();
             // `/compact` or auto-compaction. Its summarization call leaves no assistant line (no usage);
             // `preTokens` / `postTokens` are context sizes, not usage.
             let cm = l.compact_metadata.as_ref();
@@ -1067,7 +1210,7 @@ impl ClaudeParser {
             }
         }
         let level = match (subtype.as_str(), l.level.as_deref()) {
-            ("api_error", _) | (_, Some("error")) | (_, Some("warning")) => Some(Level::Warning),
+            (_, Some("error")) | (_, Some("warning")) => Some(Level::Warning),
             _ => None,
         };
         self.event(&key, &subtype, ts, text, Some(raw), level, out);
@@ -1112,7 +1255,39 @@ fn usage_of(u: &ClaudeUsage) -> Usage {
         cache_read: tokens(u.cache_read_input_tokens),
         cache_write_5m: total - cache_write_1h,
         cache_write_1h,
-        reasoning: 0,
+        // Thinking is counted inside `output_tokens` (2.1.3xx `output_tokens_details.thinking_tokens`).
+        reasoning: tokens(
+            u.output_tokens_details
+                .as_ref()
+                .and_then(|d| d.thinking_tokens),
+        )
+        .min(tokens(u.output_tokens)),
+    }
+}
+
+/// Tallies usage fields this parser does not read (a new one may be one that should be counted).
+fn note_usage_drift(drift: &mut DriftTally, u: &ClaudeUsage) {
+    let nested = [
+        ("", u.unknown.keys().collect::<Vec<_>>()),
+        (
+            "cache_creation.",
+            u.cache_creation
+                .as_ref()
+                .map(|c| c.unknown.keys().collect())
+                .unwrap_or_default(),
+        ),
+        (
+            "output_tokens_details.",
+            u.output_tokens_details
+                .as_ref()
+                .map(|d| d.unknown.keys().collect())
+                .unwrap_or_default(),
+        ),
+    ];
+    for (prefix, keys) in nested {
+        for k in keys {
+            drift.note(drift::USAGE_FIELD, &format!("{prefix}{k}"), || None);
+        }
     }
 }
 

@@ -130,6 +130,10 @@ struct State {
     baseline: Option<TokenUsage>,
     /// A usage record was read since the last `token_count` (which then repeats it).
     usage_since_count: bool,
+    /// The turn whose failure was already recorded as a failed generation (an `error` event before its
+    /// `task_complete.error`).
+    #[serde(default)]
+    failed_turn: Option<String>,
     #[serde(skip)]
     session_dirty: bool,
     #[serde(skip)]
@@ -186,6 +190,7 @@ impl CodexParser {
                 tools: HashMap::new(),
                 baseline: None,
                 usage_since_count: false,
+                failed_turn: None,
                 session_dirty: false,
                 dirty_traces: BTreeSet::new(),
             },
@@ -324,6 +329,7 @@ impl CodexParser {
             user: None,
             metadata: s.metadata.clone(),
             secondary_file: s.secondary,
+            agent_cost: None,
         }
     }
 
@@ -676,6 +682,9 @@ impl CodexParser {
                 }
             }
             "task_complete" | "turn_complete" => {
+                if let Some(err) = p.get("error").filter(|e| !e.is_null()) {
+                    self.turn_failed(err, str_of(p, "turn_id"), ts, pos, out);
+                }
                 let turn = str_of(p, "turn_id").or(self.state.turn_id.as_deref());
                 if let Some(i) = turn.and_then(|t| self.state.turn_traces.get(t).copied()) {
                     self.extend_trace(i, ts);
@@ -757,6 +766,7 @@ impl CodexParser {
             "error" => {
                 // A failed turn: a model call still waiting for its usage failed with it.
                 let message = str_of(p, "message").map(str::to_string);
+                self.state.failed_turn = self.state.turn_id.clone();
                 if let Some(pending) = self.state.pending.take() {
                     let mut gen = self.update(&pending.id, pending.trace, Kind::Generation);
                     gen.level = Some(Level::Error);
@@ -1177,6 +1187,45 @@ impl CodexParser {
         obs.status_message = Some(reason);
         obs.end_ms = ts;
         out.push(Record::Observation(Box::new(obs)));
+    }
+
+    /// `task_complete` with an `error` (`{message, codex_error_info}`): the turn failed. When nothing recorded
+    /// the failed model call yet (a request that failed without retries writes no other line: Codex ≥
+    /// 0.169), it is a failed generation of its own (level ERROR, no usage).
+    fn turn_failed(
+        &mut self,
+        err: &Value,
+        turn: Option<&str>,
+        ts: Option<i64>,
+        pos: &str,
+        out: &mut Vec<Record>,
+    ) {
+        let turn = turn
+            .map(str::to_string)
+            .or_else(|| self.state.turn_id.clone());
+        let message = str_of(err, "message")
+            .map(str::to_string)
+            .or_else(|| err.as_str().map(str::to_string))
+            .unwrap_or_else(|| "turn failed".to_string());
+        let info = err.get("codex_error_info").cloned();
+        if self.state.failed_turn.is_some() && self.state.failed_turn == turn {
+            return;
+        }
+        self.state.failed_turn = turn.clone();
+        if self.state.pending.is_none() {
+            let key = format!("failed:{}", turn.as_deref().unwrap_or(pos));
+            self.open_gen(&key, turn.as_deref(), ts, false, out);
+        }
+        let pending = self.state.pending.take().expect("opened above");
+        let mut gen = self.update(&pending.id, pending.trace, Kind::Generation);
+        gen.level = Some(Level::Error);
+        gen.status_message = Some(message);
+        gen.end_ms = ts;
+        gen.metadata = Some(json!({ "codex_error_info": info, "turn_id": turn }));
+        out.push(Record::Observation(Box::new(gen)));
+        let mut span = self.update(&pending.span, pending.trace, Kind::Span);
+        span.end_ms = ts;
+        out.push(Record::Observation(Box::new(span)));
     }
 
     fn turn_aborted(&mut self, p: &Value, ts: Option<i64>, pos: &str, out: &mut Vec<Record>) {

@@ -337,6 +337,7 @@ impl GeminiParser {
                 })
             }),
             secondary_file: subagent,
+            agent_cost: None,
         }
     }
 

@@ -305,6 +305,7 @@ impl PiParser {
             user: None,
             metadata: Some(json!({ "format_version": s.format_version.unwrap_or(1) })),
             secondary_file: false,
+            agent_cost: None,
         }
     }
 

@@ -45,8 +45,7 @@ CREATE TABLE IF NOT EXISTS traces (
     end_ms       INTEGER,
     input        TEXT,
     output       TEXT,
-    file_id      INTEGER,
-    seq          INTEGER NOT NULL DEFAULT 0  -- bumped whenever the trace or one of its observations changes
+    file_id      INTEGER
 );
 CREATE INDEX IF NOT EXISTS traces_session ON traces(session_key);
 CREATE INDEX IF NOT EXISTS traces_file ON traces(file_id);
@@ -89,19 +88,6 @@ CREATE TABLE IF NOT EXISTS observations (
 CREATE INDEX IF NOT EXISTS observations_session ON observations(session_key, kind);
 CREATE INDEX IF NOT EXISTS observations_trace ON observations(trace_id);
 CREATE INDEX IF NOT EXISTS observations_file ON observations(file_id);
-
--- Delivery state per sink and trace (the outbox): a trace is pending for a sink while its seq is ahead of
--- the version the sink acknowledged; a version the backend refused with a 4xx waits for `sync --retry-failed`.
-CREATE TABLE IF NOT EXISTS delivery (
-    sink            TEXT NOT NULL,
-    trace_id        TEXT NOT NULL,
-    sent_seq        INTEGER NOT NULL DEFAULT 0,
-    failed_seq      INTEGER,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms INTEGER,
-    last_error      TEXT,
-    PRIMARY KEY (sink, trace_id)
-);
 
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
