@@ -170,6 +170,9 @@ pub struct ClaudeUsage {
     pub inference_geo: Option<IgnoredAny>,
     /// Per-iteration usage of server-side loops (not added: the top-level counts are the totals).
     pub iterations: Option<IgnoredAny>,
+    /// 2.1.3xx: a billing credit when the request fell back to another model (`null` in every recording; not
+    /// a token count).
+    pub fallback_credit: Option<IgnoredAny>,
     /// Fields this parser does not know (format drift; only their names are kept).
     #[serde(flatten)]
     pub unknown: std::collections::BTreeMap<String, IgnoredAny>,

@@ -121,6 +121,26 @@ impl TokenUsage {
         })
     }
 
+    /// Names of the fields of a usage object this parser does not know (format drift).
+    pub fn unknown_fields(v: &Value) -> Vec<String> {
+        const KNOWN: &[&str] = &[
+            "input_tokens",
+            "cached_input_tokens",
+            "cache_write_input_tokens",
+            "output_tokens",
+            "reasoning_output_tokens",
+            "total_tokens",
+        ];
+        v.as_object()
+            .map(|o| {
+                o.keys()
+                    .filter(|k| !KNOWN.contains(&k.as_str()))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// True when every billed bucket is zero (the placeholder Codex writes right after a compaction).
     pub fn is_zero(&self) -> bool {
         *self == TokenUsage::default()

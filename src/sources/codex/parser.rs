@@ -19,6 +19,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+use crate::sources::drift;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -32,6 +33,9 @@ use crate::sources::reader::{parse_json_line, Line, LineIssue};
 
 const AGENT: &str = "codex";
 /// Codex talks to OpenAI's Responses API; custom providers are recorded in the session metadata.
+/// `event_msg` types kept as events as they are (not drift).
+const KNOWN_EVENTS: &[&str] = &["stream_error", "background_event", "warning"];
+
 const PROVIDER: &str = "openai";
 /// Strings kept in session / event metadata are cut at this length (instructions can be 50k+ chars).
 const META_CHARS: usize = 2_000;
@@ -136,6 +140,9 @@ struct State {
     failed_turn: Option<String>,
     #[serde(skip)]
     session_dirty: bool,
+    /// Unknown line types and usage fields of the current chunk.
+    #[serde(skip)]
+    drift: crate::sources::drift::DriftTally,
     #[serde(skip)]
     dirty_traces: BTreeSet<u32>,
 }
@@ -192,6 +199,7 @@ impl CodexParser {
                 usage_since_count: false,
                 failed_turn: None,
                 session_dirty: false,
+                drift: Default::default(),
                 dirty_traces: BTreeSet::new(),
             },
         }
@@ -269,6 +277,9 @@ impl CodexParser {
             // Codex's snapshot of the environment (instructions, skills): nothing to count.
             "world_state" => {}
             other => {
+                self.state
+                    .drift
+                    .note(drift::LINE_TYPE, other, || drift::skeleton(line.bytes));
                 let meta = json!({ "type": other, "payload": trimmed(&rl.payload, 0) });
                 self.event(&pos, other, ts, None, meta, out);
             }
@@ -277,6 +288,10 @@ impl CodexParser {
 
     /// Pushes the records that summarize this chunk: session times, trace ends.
     pub fn end_chunk(&mut self, out: &mut Vec<Record>) {
+        let version = self.state.agent_version.clone();
+        self.state
+            .drift
+            .drain(crate::model::Agent::Codex, version.as_deref(), out);
         if self.state.session_dirty && self.state.session_emitted {
             out.push(Record::Session(self.session_record()));
         }
@@ -791,6 +806,11 @@ impl CodexParser {
             | "web_search_begin"
             | "session_configured" => {}
             other => {
+                if !KNOWN_EVENTS.contains(&other) {
+                    self.state
+                        .drift
+                        .note(drift::LINE_TYPE, &format!("event_msg/{other}"), || None);
+                }
                 let level = (other == "stream_error").then_some(Level::Warning);
                 self.event(pos, other, ts, level, trimmed(p, 0), out);
             }
@@ -1035,6 +1055,11 @@ impl CodexParser {
         out: &mut Vec<Record>,
     ) {
         let p = &rl.payload;
+        if let Some(u) = p.get("usage") {
+            for k in TokenUsage::unknown_fields(u) {
+                self.state.drift.note(drift::USAGE_FIELD, &k, || None);
+            }
+        }
         let Some(usage) = p.get("usage").and_then(TokenUsage::from_value) else {
             self.event(pos, "token_usage_record", ts, None, trimmed(p, 0), out);
             return;

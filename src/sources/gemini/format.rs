@@ -126,6 +126,21 @@ impl<'a> Message<'a> {
         str_of(self.0, "model").filter(|m| !m.is_empty())
     }
 
+    /// Names in `tokens` this parser does not know (format drift).
+    pub fn unknown_token_fields(&self) -> Vec<String> {
+        const KNOWN: &[&str] = &["input", "output", "cached", "thoughts", "tool", "total"];
+        self.0
+            .get("tokens")
+            .and_then(Value::as_object)
+            .map(|t| {
+                t.keys()
+                    .filter(|k| !KNOWN.contains(&k.as_str()))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `tokens` of a `gemini` message, or `None` when absent or `null` (not yet known).
     pub fn tokens(&self) -> Option<Tokens> {
         let t = self.0.get("tokens")?.as_object()?;

@@ -106,6 +106,9 @@ struct State {
     compressions: BTreeSet<String>,
     #[serde(skip)]
     session_dirty: bool,
+    /// Unknown line types and usage fields of the current chunk.
+    #[serde(skip)]
+    drift: crate::sources::drift::DriftTally,
     #[serde(skip)]
     dirty_traces: BTreeSet<u32>,
 }
@@ -148,6 +151,7 @@ impl GeminiParser {
                 model: None,
                 compressions: BTreeSet::new(),
                 session_dirty: false,
+                drift: Default::default(),
                 dirty_traces: BTreeSet::new(),
             },
             path: path.to_path_buf(),
@@ -227,6 +231,9 @@ impl GeminiParser {
 
     /// Pushes the records that summarize this chunk: session times, trace ends and answers.
     pub fn end_chunk(&mut self, out: &mut Vec<Record>) {
+        self.state
+            .drift
+            .drain(crate::model::Agent::Gemini, None, out);
         if self.state.session_dirty && self.state.id_fixed {
             out.push(Record::Session(self.session_record()));
             if let Some(agent_id) = &self.state.agent_id {
@@ -635,6 +642,9 @@ impl GeminiParser {
                 );
             }
             other => {
+                self.state
+                    .drift
+                    .note(crate::sources::drift::LINE_TYPE, other, || None);
                 let t = self.state.current;
                 let name = if other.is_empty() {
                     "message".to_string()
@@ -776,6 +786,11 @@ impl GeminiParser {
 
     fn gemini(&mut self, id: &str, ts: Option<i64>, m: Message<'_>, out: &mut Vec<Record>) {
         let tokens = m.tokens();
+        for k in m.unknown_token_fields() {
+            self.state
+                .drift
+                .note(crate::sources::drift::USAGE_FIELD, &k, || None);
+        }
         let calls = m.tool_calls();
         let text = m.text();
         if m.model().is_none() && tokens.is_none() && calls.is_empty() {

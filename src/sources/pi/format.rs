@@ -172,6 +172,12 @@ pub struct PiUsage {
     #[serde(rename = "reasoningTokens")]
     pub reasoning_tokens: Option<f64>,
     pub cost: Option<PiCost>,
+    /// `input + output + cacheRead + cacheWrite` (not used: derived).
+    #[serde(rename = "totalTokens")]
+    pub total_tokens: Option<serde::de::IgnoredAny>,
+    /// Fields this parser does not know (format drift; only their names are kept).
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// pi `usage.cost`, USD, computed by pi from its model catalog or `models.json`.
@@ -185,4 +191,10 @@ pub struct PiCost {
     #[serde(rename = "cacheWrite")]
     pub cache_write: f64,
     pub total: f64,
+    /// pi ≥ 1.6: the cost the provider reported itself, when it does (not used: `total` is pi's figure).
+    #[serde(rename = "totalFromProvider")]
+    pub total_from_provider: Option<serde::de::IgnoredAny>,
+    /// Breakdown entries this parser does not know.
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }

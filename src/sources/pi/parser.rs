@@ -21,6 +21,7 @@ use super::format::{Block, Content, Entry, Message, PiUsage, Ts};
 use crate::model::{
     ids, usd_to_pico, Agent, CostBreakdown, Kind, Level, Observation, Record, Session, Trace, Usage,
 };
+use crate::sources::drift;
 use crate::sources::reader::{parse_json_line, Line, LineIssue};
 
 /// A trace the parser has opened.
@@ -70,6 +71,9 @@ struct State {
     prompts: u32,
     #[serde(skip)]
     session_dirty: bool,
+    /// Unknown line types and usage fields of the current chunk.
+    #[serde(skip)]
+    drift: crate::sources::drift::DriftTally,
     #[serde(skip)]
     dirty_traces: BTreeSet<u32>,
 }
@@ -112,6 +116,7 @@ impl PiParser {
                 model: None,
                 prompts: 0,
                 session_dirty: false,
+                drift: Default::default(),
                 dirty_traces: BTreeSet::new(),
             },
         }
@@ -235,7 +240,10 @@ impl PiParser {
                 self.event(&id, parent.as_deref(), &name, ts, meta, out);
             }
             other => {
-                // Unknown or oh-my-pi-only entry types are kept as events with the whole line as metadata.
+                // Unknown entry types are kept as events with the whole line as metadata, and tallied as drift.
+                self.state
+                    .drift
+                    .note(drift::LINE_TYPE, other, || drift::skeleton(line.bytes));
                 let raw = serde_json::from_slice::<Value>(line.bytes).unwrap_or_else(|_| {
                     Value::String(String::from_utf8_lossy(line.bytes).into_owned())
                 });
@@ -255,6 +263,8 @@ impl PiParser {
 
     /// Pushes the records that summarize this chunk: session end time and name, trace ends and answers.
     pub fn end_chunk(&mut self, out: &mut Vec<Record>) {
+        let agent = self.state.agent;
+        self.state.drift.drain(agent, None, out);
         if self.state.session_dirty && self.state.header_seen {
             out.push(Record::Session(self.session_record()));
         }
@@ -544,6 +554,7 @@ impl PiParser {
             .filter(|m| Some(m) != msg.model.as_ref());
         gen.provider = msg.provider.clone();
         if let Some(u) = &msg.usage {
+            note_usage_drift(&mut self.state.drift, u);
             gen.usage = Some(usage_of(u));
             gen.agent_cost = u.cost.as_ref().map(cost_of);
         }
@@ -745,6 +756,7 @@ impl PiParser {
             .or_else(|| self.state.provider.clone());
         gen.model = entry.model.clone().or_else(|| self.state.model.clone());
         if let Some(u) = &entry.usage {
+            note_usage_drift(&mut self.state.drift, u);
             gen.usage = Some(usage_of(u));
             gen.agent_cost = u.cost.as_ref().map(cost_of);
         }
@@ -823,5 +835,15 @@ fn first_line(s: &str) -> &str {
     match line.char_indices().nth(200) {
         Some((i, _)) => &line[..i],
         None => line,
+    }
+}
+
+/// Tallies usage fields (and cost fields) this parser does not read.
+fn note_usage_drift(tally: &mut drift::DriftTally, u: &PiUsage) {
+    for k in u.unknown.keys() {
+        tally.note(drift::USAGE_FIELD, k, || None);
+    }
+    for k in u.cost.iter().flat_map(|c| c.unknown.keys()) {
+        tally.note(drift::USAGE_FIELD, &format!("cost.{k}"), || None);
     }
 }
