@@ -141,6 +141,38 @@ fn unseen_codex_recordings_match_expected() {
 }
 
 #[test]
+fn codex_0_171_recordings_match_expected() {
+    assert!(check_all(&common::repo().join("tests/fixtures/recorded")) >= 8);
+}
+
+/// Codex 0.171 with `request_max_retries = 0`: the turn's HTTP 500 is recorded only as `task_complete.error`;
+/// it is one failed generation (level ERROR, the error's message, no tokens) in the prompt's trace.
+#[test]
+fn a_turn_that_failed_without_retries_is_a_failed_generation() {
+    let run =
+        common::repo().join("tests/fixtures/recorded/codex/codex-0.171.0/run19-failed-turn-500");
+    let mut store = tokentrace::store::Store::open_in_memory().unwrap();
+    common::import_dir(&mut store, &run.join("home"));
+    let session = &store.sessions(&Default::default()).unwrap()[0];
+    let failed: Vec<_> = store
+        .traces_of(&session.key)
+        .unwrap()
+        .iter()
+        .flat_map(|t| store.observations_of(&t.id).unwrap())
+        .filter(|o| o.level == tokentrace::model::Level::Error)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let g = &failed[0];
+    assert_eq!(g.kind, tokentrace::model::Kind::Generation);
+    assert!(g.usage.is_none_or(|u| u.is_zero()));
+    let msg = g.status_message.as_deref().unwrap_or_default();
+    assert!(
+        msg.contains("500") || msg.to_lowercase().contains("error"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn fork_replaying_its_parents_history_is_counted_once() {
     let runs = fork_runs();
     assert!(!runs.is_empty());

@@ -85,7 +85,11 @@ fn doctor_names_an_invented_line_type_and_usage_field_with_the_agent_version() {
     for line in text.lines() {
         let mut line = line.to_string();
         if line.contains("\"type\":\"assistant\"") && line.contains("\"output_tokens\":") {
-            line = line.replacen("\"output_tokens\":", "\"lunar_tokens\":7,\"output_tokens\":", 1);
+            line = line.replacen(
+                "\"output_tokens\":",
+                "\"lunar_tokens\":7,\"output_tokens\":",
+                1,
+            );
         }
         out.push_str(&line);
         out.push('\n');
@@ -105,7 +109,13 @@ fn doctor_names_an_invented_line_type_and_usage_field_with_the_agent_version() {
     let data = tmp.path().join("data");
     let report = tokentrace(
         &data,
-        &["report", "session", "--json", "--path", home.to_str().unwrap()],
+        &[
+            "report",
+            "session",
+            "--json",
+            "--path",
+            home.to_str().unwrap(),
+        ],
     );
     assert!(report.status.success());
     let got: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
@@ -118,12 +128,18 @@ fn doctor_names_an_invented_line_type_and_usage_field_with_the_agent_version() {
         .lines()
         .find(|l| l.contains("unknown line type"))
         .unwrap_or_else(|| panic!("no drift line in:\n{text}"));
-    assert!(line.contains("Claude Code 2.1.332") && line.contains("moon-phase"), "{line}");
+    assert!(
+        line.contains("Claude Code 2.1.332") && line.contains("moon-phase"),
+        "{line}"
+    );
     let line = text
         .lines()
         .find(|l| l.contains("unknown usage field"))
         .unwrap_or_else(|| panic!("no usage drift in:\n{text}"));
-    assert!(line.contains("2.1.332") && line.contains("lunar_tokens"), "{line}");
+    assert!(
+        line.contains("2.1.332") && line.contains("lunar_tokens"),
+        "{line}"
+    );
 
     let doctor = tokentrace(&data, &["doctor", "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
@@ -143,9 +159,16 @@ fn doctor_names_an_invented_line_type_and_usage_field_with_the_agent_version() {
         names,
         vec![
             ("2.1.332".into(), "line type".into(), "moon-phase".into()),
-            ("2.1.332".into(), "usage field".into(), "lunar_tokens".into()),
+            (
+                "2.1.332".into(),
+                "usage field".into(),
+                "lunar_tokens".into()
+            ),
         ]
     );
     let count = doc["format_drift"][1]["count"].as_u64().unwrap();
-    assert!(count >= 2, "every assistant line of the run counts: {count}");
+    assert!(
+        count >= 2,
+        "every assistant line of the run counts: {count}"
+    );
 }
