@@ -1,0 +1,75 @@
+//! A store written by an older tokentrace opens, migrates and reports exactly what a fresh store reports.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn report(data: &Path, sessions: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args(["report", "session", "--json", "--tz", "UTC", "--path"])
+        .arg(sessions)
+        .arg("--data-dir")
+        .arg(data)
+        .env("HOME", data)
+        .env_remove("TOKENTRACE_DATA_DIR")
+        .env_remove("TOKENTRACE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A data dir holding a store made with the first release's schema (`migrations/0001_initial.sql` is that
+/// commit's `schema.sql`, unchanged), stamped `version`.
+fn old_store(version: i64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("tokentrace.db")).unwrap();
+    let schema =
+        std::fs::read_to_string(common::repo().join("src/store/migrations/0001_initial.sql"))
+            .unwrap();
+    conn.execute_batch(&schema).unwrap();
+    conn.pragma_update(None, "user_version", version).unwrap();
+    dir
+}
+
+/// Reproduction (issue "Nothing dropped silently"): a schema-1 store, and one an earlier release stamped 2
+/// without adding `traces.seq`, failed every import with "no such column: seq".
+#[test]
+fn a_schema_1_store_reports_the_same_as_a_fresh_one() {
+    let sessions = common::repo().join("examples");
+    let fresh = tempfile::tempdir().unwrap();
+    let want = report(fresh.path(), &sessions);
+    assert!(want["totals"]["generations"].as_u64().unwrap() > 0);
+    for version in [1, 2] {
+        let old = old_store(version);
+        let got = report(old.path(), &sessions);
+        assert_eq!(got, want, "store stamped {version}");
+        let conn = rusqlite::Connection::open(old.path().join("tokentrace.db")).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, tokentrace::store::SCHEMA_VERSION);
+    }
+}
+
+#[test]
+fn a_store_from_a_newer_tokentrace_is_refused_with_a_clear_message() {
+    let old = old_store(tokentrace::store::SCHEMA_VERSION + 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args(["report", "--no-import", "--data-dir"])
+        .arg(old.path())
+        .env("HOME", old.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("newer than this tokentrace") && err.contains("tokentrace.db"),
+        "{err}"
+    );
+}
