@@ -125,6 +125,10 @@ pub struct ImportSummary {
     pub warnings: u64,
     /// The first few warnings, as `path:offset: message`.
     pub warning_samples: Vec<String>,
+    /// Session files or folders that could not be read (permission denied, I/O error).
+    pub unreadable: u64,
+    /// `.jsonl` files in an agent's session folder that do not read as its sessions.
+    pub unrecognized: u64,
     /// Secrets redacted, by kind.
     pub redactions: RedactionCounts,
     /// Time spent in the privacy layer (policy, redaction, masking, caps), ns.
@@ -134,6 +138,24 @@ pub struct ImportSummary {
 }
 
 impl ImportSummary {
+    /// Adds what discovery could not read or recognise: each a warning; unreadable ones also counted in
+    /// [`ImportSummary::unreadable`] (reports say "N session files could not be read").
+    pub fn add_problems(&mut self, problems: &[crate::sources::Problem]) {
+        for p in problems {
+            let what = match p.kind {
+                crate::sources::ProblemKind::Unreadable => {
+                    self.unreadable += 1;
+                    "cannot read"
+                }
+                crate::sources::ProblemKind::Unrecognized => {
+                    self.unrecognized += 1;
+                    "not imported"
+                }
+            };
+            self.warn(format!("{}: {what}: {}", p.path.display(), p.reason));
+        }
+    }
+
     fn warn(&mut self, text: String) {
         tracing::warn!("{text}");
         self.warnings += 1;
@@ -216,6 +238,7 @@ pub fn import(
         let meta = match std::fs::metadata(&file.path) {
             Ok(m) => m,
             Err(e) => {
+                summary.unreadable += 1;
                 summary.warn(format!("{path}: cannot read: {e}"));
                 continue;
             }
@@ -246,7 +269,8 @@ pub fn import(
             &mut summary,
             &mut batch,
         ) {
-            summary.warn(format!("{path}: {e:#}"));
+            summary.unreadable += 1;
+            summary.warn(format!("{path}: cannot read: {e:#}"));
         }
         if batch.full() {
             progress.inc(batch.bytes, &short_name(&file.path));
@@ -330,6 +354,7 @@ fn import_file(
         );
     }
     let mut reader = ChunkReader::new(&handle, start)?;
+    let mut lines = LineNumbers::default();
     let mut issues: Vec<LineIssue> = Vec::new();
     let mut read_any = false;
     loop {
@@ -347,8 +372,11 @@ fn import_file(
         summary.privacy_ns += enricher.apply(&mut records, &mut summary.redactions);
         let offset = reader.offset();
         let head_len = offset.min(HEAD_BYTES);
+        let mut where_: Vec<String> = Vec::with_capacity(issues.len());
         for issue in &issues {
-            summary.warn(format!("{path}:{}: {}", issue.offset, issue.message));
+            let at = lines.at(&handle, issue.offset);
+            summary.warn(format!("{path}:{at}: {}", issue.message));
+            where_.push(at);
         }
         summary.records += records.len() as u64;
         summary.bytes_read += offset - before;
@@ -367,7 +395,8 @@ fn import_file(
                 new_warnings: issues.len() as u64,
                 last_warning: issues
                     .last()
-                    .map(|i| format!("byte {}: {}", i.offset, i.message)),
+                    .zip(where_.last())
+                    .map(|(i, at)| format!("{at}: {}", i.message)),
             },
             restart,
             records,
@@ -442,6 +471,35 @@ fn import_document(
         size,
     );
     Ok(())
+}
+
+/// Line numbers for warnings: counted lazily (only files with a problem pay for it) by reading the file
+/// from its start up to each problem's offset, once.
+#[derive(Default)]
+struct LineNumbers {
+    counted_to: u64,
+    newlines: u64,
+}
+
+impl LineNumbers {
+    /// `line N (byte B)` for the line starting at `offset` (1-based); `byte B` alone if the file cannot be read.
+    fn at(&mut self, file: &File, offset: u64) -> String {
+        if offset < self.counted_to {
+            *self = LineNumbers::default();
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.counted_to < offset {
+            let want = ((offset - self.counted_to) as usize).min(buf.len());
+            match file.read_at(&mut buf[..want], self.counted_to) {
+                Ok(0) | Err(_) => return format!("byte {offset}"),
+                Ok(n) => {
+                    self.newlines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+                    self.counted_to += n as u64;
+                }
+            }
+        }
+        format!("line {} (byte {offset})", self.newlines + 1)
+    }
 }
 
 fn short_name(path: &Path) -> String {

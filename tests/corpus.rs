@@ -96,6 +96,12 @@ fn unseen_recordings_match_expected() {
     assert!(check_all(&common::repo().join("tests/fixtures/unseen")) >= 13);
 }
 
+/// pi 1.6.0 (`durationMs`, `thinkingLevel`, `usage.cost.totalFromProvider`), recorded with `../shared/rig`.
+#[test]
+fn pi_1_6_recordings_match_expected() {
+    assert!(check_all(&common::repo().join("tests/fixtures/recorded")) >= 11);
+}
+
 #[test]
 fn trace_tree_links_are_consistent() {
     // 09-tree-branch: 3 prompts, an abandoned branch, a branch summary with usage.

@@ -104,8 +104,11 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
     let agents = args.sources.agents()?;
     let roots = ctx.roots(&args.sources)?;
     let mut found = Vec::new();
+    let mut problems = Vec::new();
     for root in &roots {
-        let files = sources::discover(std::slice::from_ref(root), &agents);
+        let scan = sources::scan(std::slice::from_ref(root), &agents, |_| None);
+        problems.extend(scan.problems);
+        let files = scan.files;
         let bytes: u64 = files
             .iter()
             .filter_map(|f| std::fs::metadata(&f.path).ok())
@@ -190,6 +193,10 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             "files_gone_from_disk": missing,
             "sinks": sinks,
             "known_gaps": gaps.iter().map(|(g, n)| json!({ "gap": g, "sessions": n })).collect::<Vec<_>>(),
+            "unreadable": problems.iter().filter(|p| p.kind == sources::ProblemKind::Unreadable)
+                .map(|p| json!({ "path": p.path, "agent": p.agent.map(|a| a.as_str()), "reason": p.reason })).collect::<Vec<_>>(),
+            "unrecognized": problems.iter().filter(|p| p.kind == sources::ProblemKind::Unrecognized)
+                .map(|p| json!({ "path": p.path, "agent": p.agent.map(|a| a.as_str()), "reason": p.reason })).collect::<Vec<_>>(),
             "format_drift": drift.iter().map(|d| json!({
                 "agent": d.agent, "agent_version": d.agent_version, "what": d.what, "name": d.name,
                 "count": d.count, "files": d.files, "example": d.example })).collect::<Vec<_>>(),
@@ -307,6 +314,24 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         println!("\nKnown gaps in what the agents record:");
         for (gap, n) in &gaps {
             println!("  {gap} ({n} session(s))");
+        }
+    }
+    for (kind, title) in [
+        (
+            sources::ProblemKind::Unreadable,
+            "Could not be read (their sessions are missing from reports)",
+        ),
+        (
+            sources::ProblemKind::Unrecognized,
+            "In an agent's session folder but not read as its sessions",
+        ),
+    ] {
+        let list: Vec<_> = problems.iter().filter(|p| p.kind == kind).collect();
+        if !list.is_empty() {
+            println!("\n{title}:");
+            for p in list {
+                println!("  {}: {}", p.path.display(), p.reason);
+            }
         }
     }
     if drift.is_empty() {

@@ -178,15 +178,18 @@ impl Context {
         let agents = src.agents()?;
         let roots = self.roots(src)?;
         let known = store.files()?;
-        let files: Vec<DiscoveredFile> = sources::discover_with(&roots, &agents, |path| {
+        let found = sources::scan(&roots, &agents, |path| {
             known
                 .get(path.to_str()?)
                 .and_then(|f| Agent::parse(&f.agent))
         });
+        let files: Vec<DiscoveredFile> = found.files;
         let enricher =
             Enricher::try_new(self.config.clone(), self.env.home.clone(), &self.env.vars)?;
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        ingest::import(store, &files, &enricher, interactive)
+        let mut summary = ingest::import(store, &files, &enricher, interactive)?;
+        summary.add_problems(&found.problems);
+        Ok(summary)
     }
 }
 

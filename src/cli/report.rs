@@ -98,9 +98,11 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         anyhow::ensure!(s <= u, "--since {s} is after --until {u}");
     }
     let mut store = ctx.open_store()?;
+    let mut unreadable = 0;
     if !args.sources.no_import {
         let summary = ctx.import(&mut store, &args.sources)?;
         print_import_warnings(&summary);
+        unreadable = summary.unreadable;
     }
     let filter = Filter {
         agents: args
@@ -147,6 +149,12 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         for (gap, n) in store.known_gaps(&filter)? {
             println!(
                 "Note ({n} session(s)): {gap}; their totals cover only what the files record."
+            );
+        }
+        if unreadable > 0 {
+            println!(
+                "⚠ {unreadable} session file(s) or folder(s) could not be read (permissions?); their sessions \
+                 are missing above. `tokentrace doctor` lists them."
             );
         }
         for m in store.cost_mismatches(COST_TOLERANCE_PICO)? {

@@ -72,62 +72,151 @@ pub fn default_roots(env: &Env, agents: &[Agent]) -> Vec<Root> {
     roots
 }
 
-/// Walks `roots` and returns every session file, each tagged with the agent detected from its content.
-/// Files of agents not in `agents` are left out. Unreadable entries are skipped (a root may not exist).
-pub fn discover(roots: &[Root], agents: &[Agent]) -> Vec<DiscoveredFile> {
-    discover_with(roots, agents, |_| None)
+/// A file or folder under a session root that could not be imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    /// The agent whose location it is in (`None` under `--path`).
+    pub agent: Option<Agent>,
+    pub kind: ProblemKind,
+    /// What went wrong, for people (`permission denied`, `no line … looks like a Claude Code session`).
+    pub reason: String,
 }
 
-/// Like [`discover`], but asks `known` first: a file whose agent is already known (imported before) is not
-/// opened again, so a run with nothing new costs one directory walk.
-pub fn discover_with(
-    roots: &[Root],
-    agents: &[Agent],
-    known: impl Fn(&Path) -> Option<Agent>,
-) -> Vec<DiscoveredFile> {
-    let mut files = Vec::new();
+/// Why a file was not imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Permission denied or an I/O error: the file (or a whole folder) could not be read.
+    Unreadable,
+    /// A `.jsonl` file in an agent's session folder that does not read as that agent's session.
+    Unrecognized,
+}
+
+/// What a walk of the session roots found.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub files: Vec<DiscoveredFile>,
+    pub problems: Vec<Problem>,
+}
+
+/// Walks `roots` and returns every session file, each tagged with the agent detected from its content.
+/// Files of agents not in `agents` are left out. A root that does not exist is not a problem (the agent may
+/// not be installed); what could not be read or recognised is left out here (see [`scan`]).
+pub fn discover(roots: &[Root], agents: &[Agent]) -> Vec<DiscoveredFile> {
+    scan(roots, agents, |_| None).files
+}
+
+/// Like [`discover`], but also returns the problems, and asks `known` first: a file whose agent is already
+/// known (imported before) is not opened again, so a run with nothing new costs one directory walk.
+pub fn scan(roots: &[Root], agents: &[Agent], known: impl Fn(&Path) -> Option<Agent>) -> Discovery {
+    let mut out = Discovery::default();
     let mut seen = std::collections::HashSet::new();
     for root in roots {
+        if !root.dir.exists() {
+            continue;
+        }
         for entry in walkdir::WalkDir::new(&root.dir)
             .follow_links(true)
             .sort_by_file_name()
-            .into_iter()
-            .filter_map(Result::ok)
         {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    // Permission denied on a folder or file, a symlink loop, an I/O error: say so.
+                    let path = e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.dir.clone());
+                    let reason = e
+                        .io_error()
+                        .map(|io| io.to_string())
+                        .unwrap_or_else(|| e.to_string());
+                    out.problems.push(Problem {
+                        path,
+                        agent: root.agent,
+                        kind: ProblemKind::Unreadable,
+                        reason,
+                    });
+                    continue;
+                }
+            };
             if !entry.file_type().is_file() {
                 continue;
             }
             let path = entry.path();
-            if !matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("jsonl" | "json")
-            ) {
+            let ext = path.extension().and_then(|e| e.to_str());
+            if !matches!(ext, Some("jsonl" | "json")) {
                 continue;
             }
-            if let Some(agent) = known(path).or_else(|| detect(path)) {
-                if agents.contains(&agent) && seen.insert(path.to_path_buf()) {
-                    files.push(DiscoveredFile {
-                        path: path.to_path_buf(),
-                        agent,
-                    });
+            let agent = match known(path) {
+                Some(a) => Ok(Some(a)),
+                None => detect_file(path),
+            };
+            match agent {
+                Ok(Some(agent)) => {
+                    if agents.contains(&agent) && seen.insert(path.to_path_buf()) {
+                        out.files.push(DiscoveredFile {
+                            path: path.to_path_buf(),
+                            agent,
+                        });
+                    }
                 }
+                Ok(None) => {
+                    // Only `.jsonl` files in an agent's own folder are expected to be sessions (`.json`
+                    // there are settings or subagent metadata; `--path` folders hold anything).
+                    if let Some(a) = root
+                        .agent
+                        .filter(|a| ext == Some("jsonl") && agents.contains(a))
+                    {
+                        out.problems.push(Problem {
+                            path: path.to_path_buf(),
+                            agent: Some(a),
+                            kind: ProblemKind::Unrecognized,
+                            reason: format!(
+                                "no line in its first {} KiB reads as a {} session line",
+                                PROBE / 1024,
+                                a
+                            ),
+                        });
+                    }
+                }
+                Err(e) => out.problems.push(Problem {
+                    path: path.to_path_buf(),
+                    agent: root.agent,
+                    kind: ProblemKind::Unreadable,
+                    reason: e.to_string(),
+                }),
             }
         }
     }
-    files
+    out
 }
 
-/// Detects the agent that wrote a file from its first bytes (not from the folder name).
+/// Bytes of a file read to recognise its agent.
+const PROBE: usize = 64 * 1024;
+/// Lines tried, from the first, before giving up on content.
+const PROBE_LINES: usize = 64;
+
+/// Detects the agent that wrote a file from its content (not from the folder name); `None` when unreadable
+/// or unrecognised.
 pub fn detect(path: &Path) -> Option<Agent> {
+    detect_file(path).ok().flatten()
+}
+
+/// Detects the agent from the first **recognisable** line, so that a damaged first line (garbage before it,
+/// cut in half, a line type a newer release added) does not hide the session; then from entry lines without
+/// their header (a pi header or Codex `session_meta` that was lost). Errors: the file cannot be read.
+pub fn detect_file(path: &Path) -> std::io::Result<Option<Agent>> {
     use std::io::Read;
-    let mut head = [0u8; 4096];
-    let mut file = std::fs::File::open(path).ok()?;
+    let mut head = vec![0u8; PROBE];
+    let mut file = std::fs::File::open(path)?;
     let mut n = 0;
     while n < head.len() {
         match file.read(&mut head[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
     let head = &head[..n];
@@ -135,8 +224,32 @@ pub fn detect(path: &Path) -> Option<Agent> {
     if is_json {
         // Only Gemini writes whole-document `.json` chats; other `.json` files (settings, Claude's subagent
         // `.meta.json`) are not sessions.
-        return gemini::detect(head, path).then_some(Agent::Gemini);
+        return Ok(gemini::detect(head, path).then_some(Agent::Gemini));
     }
+    let mut start = 0;
+    for _ in 0..PROBE_LINES {
+        if start >= head.len() {
+            break;
+        }
+        if let Some(agent) = detect_head(&head[start..], path) {
+            return Ok(Some(agent));
+        }
+        match head[start..].iter().position(|b| *b == b'\n') {
+            Some(i) => start += i + 1,
+            None => break,
+        }
+    }
+    Ok(head
+        .split(|b| *b == b'\n')
+        .take(PROBE_LINES)
+        .find_map(|line| {
+            pi::detect_entry(line, path)
+                .or_else(|| codex::detect_entry(line).then_some(Agent::Codex))
+        }))
+}
+
+/// Detects the agent from a head that starts at a line boundary (each source looks at its first line).
+fn detect_head(head: &[u8], path: &Path) -> Option<Agent> {
     if let Some(agent) = pi::detect(head, path) {
         return Some(agent);
     }

@@ -343,7 +343,9 @@ impl ClaudeParser {
             self.state.session_dirty = true;
             return;
         }
-        if !self.state.first_ts_seen && ts.is_some() {
+        let known = super::READ_LINE_TYPES.contains(&l.kind.as_str())
+            || IGNORED_LINE_TYPES.contains(&l.kind.as_str());
+        if !self.state.first_ts_seen && ts.is_some() && known {
             self.state.first_ts_seen = true;
             if l.kind == "queue-operation" {
                 self.state.fork_mark = ts;

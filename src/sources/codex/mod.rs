@@ -16,6 +16,27 @@ pub fn detect(head: &[u8], _path: &Path) -> bool {
     text.contains("\"type\":\"session_meta\"") && text.trim_start().starts_with('{')
 }
 
+/// Detects a rollout whose `session_meta` line is lost from one of its other lines: a JSON object with a
+/// `timestamp`, a rollout line `type` and a `payload` object.
+pub fn detect_entry(line: &[u8]) -> bool {
+    const TYPES: &[&str] = &[
+        "response_item",
+        "event_msg",
+        "turn_context",
+        "compacted",
+        "token_usage_record",
+        "world_state",
+    ];
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+        return false;
+    };
+    v.get("timestamp").is_some()
+        && v.get("payload").is_some_and(|p| p.is_object())
+        && v.get("type")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| TYPES.contains(&t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

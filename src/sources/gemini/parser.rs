@@ -213,6 +213,20 @@ impl GeminiParser {
                 );
             }
             RecordKind::Unknown => {
+                let name = value
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("record without type")
+                    .to_string();
+                self.state
+                    .drift
+                    .note(crate::sources::drift::LINE_TYPE, &name, || {
+                        crate::sources::drift::skeleton(line.bytes)
+                    });
+                // Before the header there is no session to attach it to yet (and it must not fix the id).
+                if !self.state.id_fixed {
+                    return;
+                }
                 self.ensure_session(out);
                 let t = self.state.current;
                 self.event(

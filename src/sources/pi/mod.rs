@@ -78,6 +78,36 @@ fn is_stream_event(line: &[u8]) -> bool {
     EVENTS.iter().any(|e| rest.starts_with(e.as_bytes()))
 }
 
+/// Entry types of a pi / oh-my-pi session file after its header.
+pub(crate) const ENTRY_TYPES: &[&str] = &[
+    "message",
+    "model_change",
+    "thinking_level_change",
+    "compaction",
+    "branch_summary",
+    "label",
+    "session_info",
+    "custom",
+    "custom_message",
+    "context_edit",
+    "usage",
+];
+
+/// Detects a pi / oh-my-pi session whose header is lost from one of its entries: a JSON object with a pi
+/// entry `type`, an `id` and a `timestamp` (session format v2/v3), that is not an event of pi's JSON stream.
+pub fn detect_entry(line: &[u8], path: &Path) -> Option<Agent> {
+    if is_stream_event(line) {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let ty = v.get("type")?.as_str()?;
+    (ENTRY_TYPES.contains(&ty)
+        && v.get("id").is_some_and(|i| i.is_string())
+        && v.get("timestamp").is_some()
+        && v.get("sessionId").is_none())
+    .then(|| pi_or_omp(path))
+}
+
 fn pi_or_omp(path: &Path) -> Agent {
     if path.components().any(|c| c.as_os_str() == ".omp") {
         Agent::Omp

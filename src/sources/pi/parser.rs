@@ -181,6 +181,14 @@ impl PiParser {
             }
             _ => {}
         }
+        if !self.state.header_seen && !super::ENTRY_TYPES.contains(&entry.kind.as_str()) {
+            // An unknown line before the header (a newer release's, or damage) must not start the session
+            // under another id than the header's.
+            self.state.drift.note(drift::LINE_TYPE, &entry.kind, || {
+                drift::skeleton(line.bytes)
+            });
+            return;
+        }
         if !self.state.header_seen {
             self.state.header_seen = true;
             self.state.session_dirty = true;
