@@ -25,6 +25,9 @@ use crate::store::{Chunk, FileRow, FileUpdate, Store};
 
 /// Bytes of a file's head whose hash detects in-place rewrites.
 const HEAD_BYTES: u64 = 1024;
+/// Bytes before the saved offset whose hash detects a rewrite that keeps the head (and maybe the size): for a
+/// file up to this size the whole consumed range is checked.
+const TAIL_BYTES: u64 = 64 * 1024;
 /// A store transaction is committed once it holds this many records (or [`BATCH_BYTES`] of input), so
 /// that thousands of small session files do not cost a commit each.
 const BATCH_RECORDS: usize = 10_000;
@@ -50,12 +53,36 @@ impl Batch {
     }
 
     fn flush(&mut self, store: &mut Store) -> Result<()> {
+        for chunk in self.chunks.iter_mut().filter(|c| c.restart) {
+            chunk.forget_files = moved_away(store, chunk)?;
+        }
         if !self.chunks.is_empty() {
             store.apply_chunks(&self.chunks)?;
         }
         *self = Batch::default();
         Ok(())
     }
+}
+
+/// Files whose session `chunk` (read from its file's start) now holds, and whose own path is gone: the file
+/// was moved (or copied and deleted) and maybe rewritten with new entry ids (pi's format migration), so its
+/// old rows would count the same content twice. A file that still exists keeps its rows (a copy beside the
+/// original is counted once through the deterministic ids); a deleted file without a successor keeps its
+/// data.
+fn moved_away(store: &Store, chunk: &Chunk) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for record in &chunk.records {
+        let Record::Session(s) = record else { continue };
+        if s.secondary_file {
+            continue;
+        }
+        if let Some((id, path)) = store.session_owner(&s.key)? {
+            if path != chunk.file.path && !Path::new(&path).exists() && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Enrichment applied to every record before it is stored: pricing, channel and user, then the privacy
@@ -212,8 +239,17 @@ impl Progress {
 }
 
 fn head_hash(file: &File, len: u64) -> std::io::Result<String> {
+    range_hash(file, 0, len)
+}
+
+/// Hash of the `len` bytes before `end`.
+fn tail_hash(file: &File, end: u64, len: u64) -> std::io::Result<String> {
+    range_hash(file, end - len.min(end), len.min(end))
+}
+
+fn range_hash(file: &File, start: u64, len: u64) -> std::io::Result<String> {
     let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, 0)?;
+    file.read_exact_at(&mut buf, start)?;
     let digest = Sha256::digest(&buf);
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
@@ -227,8 +263,9 @@ pub fn import(
     show_progress: bool,
 ) -> Result<ImportSummary> {
     let started = Instant::now();
-    let known = store.files()?;
+    let mut known = store.files()?;
     let mut summary = ImportSummary::default();
+    follow_renames(store, files, &mut known)?;
     // Stat everything first: the unchanged majority costs one stat each, and the bar gets a total.
     let mut work = Vec::new();
     let mut total = 0u64;
@@ -299,6 +336,43 @@ pub fn import(
     Ok(summary)
 }
 
+/// A file at a new path with the device and inode of a known file whose path is gone was renamed: the store
+/// follows it (same offset, same rows), so a moved session is neither read again nor counted twice.
+fn follow_renames(
+    store: &mut Store,
+    files: &[DiscoveredFile],
+    known: &mut HashMap<String, FileRow>,
+) -> Result<()> {
+    let mut gone: HashMap<(u64, u64), String> = HashMap::new();
+    for (path, row) in known.iter() {
+        if !Path::new(path).exists() {
+            gone.insert((row.dev, row.ino), path.clone());
+        }
+    }
+    if gone.is_empty() {
+        return Ok(());
+    }
+    for file in files {
+        let path = file.path.to_string_lossy().into_owned();
+        if known.contains_key(&path) {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&file.path) else {
+            continue;
+        };
+        if let Some(old) = gone.remove(&(meta.dev(), meta.ino())) {
+            store
+                .rename_file(&old, &path)
+                .context("store error while following a renamed file")?;
+            if let Some(mut row) = known.remove(&old) {
+                row.path = path.clone();
+                known.insert(path, row);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
 }
@@ -323,6 +397,10 @@ fn import_file(
             && p.offset <= size
             && p.head_len <= size
             && head_hash(&handle, p.head_len).ok().as_deref() == Some(p.head_hash.as_str())
+            // What was consumed must still be there: a same-size rewrite past the head changes this.
+            && p.tail_hash.as_deref().is_none_or(|h| {
+                tail_hash(&handle, p.offset, p.tail_len).ok().as_deref() == Some(h)
+            })
     });
     let mut parser = match resume.and_then(|p| p.checkpoint.as_deref()) {
         Some(cp) => match Parser::resume(file.agent, &file.path, cp) {
@@ -390,6 +468,8 @@ fn import_file(
                 mtime_ns: mtime_ns(meta),
                 head_len,
                 head_hash: head_hash(&handle, head_len)?,
+                tail_len: offset.min(TAIL_BYTES),
+                tail_hash: tail_hash(&handle, offset, TAIL_BYTES)?,
                 offset,
                 checkpoint: Some(parser.checkpoint()),
                 new_warnings: issues.len() as u64,
@@ -400,6 +480,7 @@ fn import_file(
             },
             restart,
             records,
+            forget_files: Vec::new(),
         };
         batch.push(chunk, offset - before);
         restart = false;
@@ -460,6 +541,8 @@ fn import_document(
                 mtime_ns: mtime_ns(meta),
                 head_len,
                 head_hash: head_hash(handle, head_len)?,
+                tail_len: size.min(TAIL_BYTES),
+                tail_hash: tail_hash(handle, size, TAIL_BYTES)?,
                 offset: size,
                 checkpoint: None,
                 new_warnings: issues.len() as u64,
@@ -467,6 +550,7 @@ fn import_document(
             },
             restart,
             records,
+            forget_files: Vec::new(),
         },
         size,
     );

@@ -150,6 +150,20 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         .map(|s| s.files().map(|f| crate::ingest::missing_files(&f)))
         .transpose()?
         .unwrap_or_default();
+    // Files whose last line has no newline yet: those bytes wait (the line may still be being written).
+    let waiting: Vec<(String, u64)> = match &store {
+        Some(s) => {
+            let mut w: Vec<_> = s
+                .files()?
+                .into_values()
+                .filter(|f| f.size > f.offset)
+                .map(|f| (f.path, f.size - f.offset))
+                .collect();
+            w.sort();
+            w
+        }
+        None => Vec::new(),
+    };
     let drift = store
         .as_ref()
         .map(|s| s.drift())
@@ -197,6 +211,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
                 .map(|p| json!({ "path": p.path, "agent": p.agent.map(|a| a.as_str()), "reason": p.reason })).collect::<Vec<_>>(),
             "unrecognized": problems.iter().filter(|p| p.kind == sources::ProblemKind::Unrecognized)
                 .map(|p| json!({ "path": p.path, "agent": p.agent.map(|a| a.as_str()), "reason": p.reason })).collect::<Vec<_>>(),
+            "waiting_for_newline": waiting.iter().map(|(p, n)| json!({ "path": p, "bytes": n })).collect::<Vec<_>>(),
             "format_drift": drift.iter().map(|d| json!({
                 "agent": d.agent, "agent_version": d.agent_version, "what": d.what, "name": d.name,
                 "count": d.count, "files": d.files, "example": d.example })).collect::<Vec<_>>(),
@@ -314,6 +329,12 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         println!("\nKnown gaps in what the agents record:");
         for (gap, n) in &gaps {
             println!("  {gap} ({n} session(s))");
+        }
+    }
+    if !waiting.is_empty() {
+        println!("\nWaiting for the newline that ends their last line (read once it arrives):");
+        for (p, n) in &waiting {
+            println!("  {p}: {n} byte(s)");
         }
     }
     for (kind, title) in [

@@ -36,6 +36,10 @@ pub struct FileRow {
     /// Number of leading bytes `head_hash` covers.
     pub head_len: u64,
     pub head_hash: String,
+    /// Number of bytes before `offset` that `tail_hash` covers (the whole consumed range for small files).
+    pub tail_len: u64,
+    /// Hash of those bytes; `None` for rows written before schema 3.
+    pub tail_hash: Option<String>,
     /// Bytes consumed (at a line boundary).
     pub offset: u64,
     pub checkpoint: Option<String>,
@@ -87,7 +91,7 @@ impl Store {
     /// Every known file, by path.
     pub fn files(&self) -> Result<HashMap<String, FileRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, checkpoint, warnings, last_warning FROM files",
+            "SELECT id, path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, checkpoint, warnings, last_warning, tail_len, tail_hash FROM files",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(FileRow {
@@ -104,6 +108,8 @@ impl Store {
                 checkpoint: r.get(10)?,
                 warnings: r.get::<_, i64>(11)? as u64,
                 last_warning: r.get(12)?,
+                tail_len: r.get::<_, i64>(13)? as u64,
+                tail_hash: r.get(14)?,
             })
         })?;
         let mut out = HashMap::new();

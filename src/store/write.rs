@@ -22,6 +22,9 @@ pub struct FileUpdate {
     pub mtime_ns: i64,
     pub head_len: u64,
     pub head_hash: String,
+    /// Bytes before `offset` covered by `tail_hash`.
+    pub tail_len: u64,
+    pub tail_hash: String,
     /// Offset after the chunk's last complete line.
     pub offset: u64,
     pub checkpoint: Option<String>,
@@ -38,6 +41,9 @@ pub struct Chunk {
     /// fresh entry ids).
     pub restart: bool,
     pub records: Vec<Record>,
+    /// Files whose rows are deleted first: a file that was moved away (its path is gone) and whose session
+    /// this file now holds, so the same content never counts twice (see `ingest`).
+    pub forget_files: Vec<i64>,
 }
 
 impl Store {
@@ -47,6 +53,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut touched = std::collections::BTreeSet::new();
         for chunk in chunks {
+            for old in &chunk.forget_files {
+                forget_file(&tx, *old)?;
+            }
             let file_id = upsert_file(&tx, &chunk.file, chunk.restart)?;
             if chunk.restart {
                 tx.execute(
@@ -106,6 +115,43 @@ impl Store {
     }
 }
 
+/// Deletes everything imported from a file, and the file's row.
+fn forget_file(tx: &Transaction<'_>, file_id: i64) -> Result<()> {
+    for table in ["observations", "traces", "sessions", "drift"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE file_id = ?1"),
+            params![file_id],
+        )?;
+    }
+    tx.execute("DELETE FROM files WHERE id = ?1", params![file_id])?;
+    Ok(())
+}
+
+impl Store {
+    /// The file that owns a session (its main file), as `(file id, path)`.
+    pub fn session_owner(&self, session_key: &str) -> Result<Option<(i64, String)>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT f.id, f.path FROM sessions s JOIN files f ON f.id = s.file_id WHERE s.key = ?1",
+                params![session_key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Records that the file at `from` now lives at `to` (same device and inode: a rename), keeping its
+    /// offset and everything imported from it.
+    pub fn rename_file(&mut self, from: &str, to: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE files SET path = ?2 WHERE path = ?1",
+            params![from, to],
+        )?;
+        Ok(())
+    }
+}
+
 /// Marks traces as changed: each gets a new `seq`, so every sink sees them as pending again.
 fn bump_traces<'a>(tx: &Transaction<'_>, ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
     let mut ids = ids.into_iter().peekable();
@@ -129,11 +175,12 @@ fn bump_traces<'a>(tx: &Transaction<'_>, ids: impl IntoIterator<Item = &'a str>)
 fn upsert_file(tx: &Transaction<'_>, f: &FileUpdate, restart: bool) -> Result<i64> {
     let now = jiff::Timestamp::now().as_millisecond();
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO files (path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, checkpoint, warnings, last_warning, imported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        "INSERT INTO files (path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, checkpoint, warnings, last_warning, imported_at, tail_len, tail_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?16)
          ON CONFLICT(path) DO UPDATE SET
            agent = excluded.agent, dev = excluded.dev, ino = excluded.ino, size = excluded.size,
            mtime_ns = excluded.mtime_ns, head_len = excluded.head_len, head_hash = excluded.head_hash,
+           tail_len = excluded.tail_len, tail_hash = excluded.tail_hash,
            offset = excluded.offset, checkpoint = excluded.checkpoint,
            warnings = CASE WHEN ?14 THEN excluded.warnings ELSE files.warnings + excluded.warnings END,
            last_warning = COALESCE(excluded.last_warning, CASE WHEN ?14 THEN NULL ELSE files.last_warning END),
@@ -156,6 +203,8 @@ fn upsert_file(tx: &Transaction<'_>, f: &FileUpdate, restart: bool) -> Result<i6
             f.last_warning,
             now,
             restart,
+            f.tail_len as i64,
+            f.tail_hash,
         ],
         |r| r.get(0),
     )?;
