@@ -203,10 +203,12 @@ fn percent_decode(s: &str) -> std::result::Result<String, String> {
                     i += 3;
                     continue;
                 }
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "has an invalid percent escape at byte {i}: '%' must be followed by two hex \
                          digits (write a literal '%' as %25)"
-                )),
+                ))
+                }
             }
         }
         out.push(bytes[i]);
@@ -469,7 +471,10 @@ mod tests {
     /// and panic (exit 101). Now a config error naming the variable and the key, never the value.
     #[test]
     fn percent_then_multibyte_char_is_an_error_not_a_panic() {
-        for bad in ["k=%é", "k=%\u{e9}9", "k=a%", "k=%4", "k=%zz", "k=%C3%28"] {
+        // "%€" and "%1é" panicked: the old code sliced `s[i + 1..i + 3]` inside the character.
+        for bad in [
+            "k=%€", "k=x%1é", "k=%é", "k=a%", "k=%4", "k=%zz", "k=%C3%28",
+        ] {
             let err = parse_pairs("OTEL_RESOURCE_ATTRIBUTES", bad)
                 .unwrap_err()
                 .to_string();
