@@ -8,6 +8,7 @@
 //! capture = "full"                # metadata | prompts | full
 //! redact = ["my-company-secret"]  # literals to redact (≥ 8 chars)
 //! hash_paths = false              # store project paths as hashes
+//! allow_insecure = false          # send credentials over plain http to non-loopback hosts
 //!
 //! [capture_fields]                # per-field overrides of the capture policy
 //! tool_output = false
@@ -64,6 +65,10 @@ pub struct Config {
     /// Literal strings (≥ 8 chars) to redact wherever they appear.
     #[serde(default)]
     pub redact: Vec<String>,
+    /// Send credentials (OTLP header values, Langfuse keys, a URL password) over plain `http://` to a host
+    /// that is not loopback (`TOKENTRACE_ALLOW_INSECURE=1`). Off: such a `sync` is refused.
+    #[serde(default)]
+    pub allow_insecure: bool,
     #[serde(default)]
     pub channels: Vec<ChannelRule>,
     #[serde(default)]
@@ -104,7 +109,7 @@ impl Config {
     }
 
     /// Applies `TOKENTRACE_CHANNEL`, `TOKENTRACE_USER`, `TOKENTRACE_CAPTURE`, `TOKENTRACE_TAGS`,
-    /// `TOKENTRACE_MAX_FIELD_CHARS` over the file's values.
+    /// `TOKENTRACE_HASH_PATHS`, `TOKENTRACE_ALLOW_INSECURE`, `TOKENTRACE_MAX_FIELD_CHARS` over the file's values.
     pub fn with_env(mut self, env: &Env) -> Result<Config> {
         if let Some(v) = env.var("TOKENTRACE_CHANNEL") {
             self.channel = Some(v.to_string());
@@ -125,6 +130,12 @@ impl Config {
         }
         if env.var("TOKENTRACE_HASH_PATHS").is_some_and(|v| v != "0") {
             self.hash_paths = true;
+        }
+        if env
+            .var("TOKENTRACE_ALLOW_INSECURE")
+            .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
+        {
+            self.allow_insecure = true;
         }
         if let Some(v) = env.var("TOKENTRACE_MAX_FIELD_CHARS") {
             self.max_field_chars = Some(

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{Context, SourceArgs};
 use crate::pricing::table::{PriceTable, BUNDLED_VERSION};
 use crate::privacy::truncate::{MARKERS, TRUNCATED};
+use crate::report::printable;
 use crate::sources;
 
 #[derive(Debug, Args)]
@@ -178,10 +179,20 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
     let sinks: Vec<serde_json::Value> = endpoints
         .iter()
         .map(|e| -> Result<serde_json::Value> {
-            let backlog = store.as_ref().map(|s| s.backlog(e.name)).transpose()?.unwrap_or_default();
+            let backlog = store
+                .as_ref()
+                .map(|s| s.backlog(e.name))
+                .transpose()?
+                .unwrap_or_default();
+            let refused = crate::sinks::endpoint::check_transport(e, ctx.config.allow_insecure)
+                .err()
+                .map(|err| err.to_string());
             Ok(json!({
-                "sink": e.name, "url": e.url, "reachable": reachable(&e.url),
-                "pending": backlog.pending, "failed": backlog.failed, "delivered": backlog.sent, "last_error": backlog.last_error,
+                "sink": e.name, "url": e.display_url(), "reachable": reachable(&e.url),
+                "pending": backlog.pending, "failed": backlog.failed, "delivered": backlog.sent,
+                "scores_pending": backlog.scores_pending, "scores_refused": backlog.scores_failed,
+                "last_error": backlog.last_error.as_deref().map(|m| e.scrub(m)),
+                "refused": refused,
             }))
         })
         .collect::<Result<_>>()?;
@@ -291,9 +302,9 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
     }
     for s in &sinks {
         println!(
-            "  {} {} ({}): {} pending, {} failed, {} delivered{}",
+            "  {} {} ({}): {} pending, {} failed, {} delivered{}{}",
             s["sink"].as_str().unwrap_or(""),
-            s["url"].as_str().unwrap_or(""),
+            printable(s["url"].as_str().unwrap_or("")),
             if s["reachable"] == true {
                 "reachable"
             } else {
@@ -302,20 +313,27 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             s["pending"],
             s["failed"],
             s["delivered"],
+            match (s["scores_pending"].as_u64(), s["scores_refused"].as_u64()) {
+                (Some(p), Some(f)) if p + f > 0 => format!("; scores: {p} pending, {f} refused"),
+                _ => String::new(),
+            },
             s["last_error"]
                 .as_str()
-                .map(|e| format!("\n    last error: {e}"))
+                .map(|e| format!("\n    last error: {}", printable(e)))
                 .unwrap_or_default()
         );
+        if let Some(why) = s["refused"].as_str() {
+            println!("    sync will refuse it: {why}");
+        }
     }
     if !warned.is_empty() {
         println!("\nFiles with skipped or repaired lines");
         for f in warned.iter().take(10) {
             println!(
                 "  {} — {} warning(s), last: {}",
-                f.path,
+                printable(&f.path),
                 f.warnings,
-                f.last_warning.as_deref().unwrap_or("-")
+                printable(f.last_warning.as_deref().unwrap_or("-"))
             );
         }
     }
@@ -399,8 +417,11 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         println!("\nUnpriced models (tokens without a price; add [prices.\"MODEL\"] to the config file):");
         for (p, m, n) in &unpriced {
             println!(
-                "  {}{m}: {n} generation(s)",
-                p.as_deref().map(|p| format!("{p}/")).unwrap_or_default()
+                "  {}{}: {n} generation(s)",
+                p.as_deref()
+                    .map(|p| format!("{}/", printable(p)))
+                    .unwrap_or_default(),
+                printable(m)
             );
         }
     }
@@ -409,16 +430,16 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
 
 /// True when a TCP connection to the URL's host and port opens within 2 s.
 fn reachable(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host_port = rest.split('/').next().unwrap_or(rest);
-    let default_port = if url.starts_with("https") { 443 } else { 80 };
-    let addr = if host_port.contains(':') {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:{default_port}")
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
     };
+    let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     use std::net::ToSocketAddrs;
-    addr.to_socket_addrs()
+    (host, port)
+        .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
         .is_some_and(|a| {

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::Context;
 use crate::model::{pico_to_usd, time::format_utc_ms, Kind, Level};
+use crate::report::printable;
 use crate::store::read::{ObservationRow, TraceRow};
 use crate::store::Store;
 
@@ -41,11 +42,11 @@ pub fn render(store: &Store, id: &str, events: bool) -> Result<String> {
             let _ = writeln!(
                 out,
                 "session {} ({}{})  {} → {}",
-                s.session_id,
-                s.agent,
+                printable(&s.session_id),
+                printable(&s.agent),
                 s.cwd
                     .as_deref()
-                    .map(|c| format!(", {c}"))
+                    .map(|c| format!(", {}", printable(c)))
                     .unwrap_or_default(),
                 s.start_ms.map(format_utc_ms).unwrap_or_default(),
                 s.end_ms.map(format_utc_ms).unwrap_or_default(),
@@ -74,20 +75,23 @@ fn duration(start: Option<i64>, end: Option<i64>) -> String {
     }
 }
 
+/// `text` on one line (whitespace runs become one space), at most `max` chars, control characters shown
+/// ([`printable`]).
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max {
+    let flat = if flat.chars().count() > max {
         format!("{}…", flat.chars().take(max).collect::<String>())
     } else {
         flat
-    }
+    };
+    printable(&flat).into_owned()
 }
 
 fn trace_tree(store: &Store, t: &TraceRow, events: bool, out: &mut String) -> Result<()> {
     let _ = writeln!(
         out,
         "└─ {} [trace {}]  {}  {}",
-        t.name.as_deref().unwrap_or("trace"),
+        printable(t.name.as_deref().unwrap_or("trace")),
         &t.id[..12],
         duration(t.start_ms, t.end_ms),
         t.input
@@ -136,7 +140,7 @@ fn describe(o: &ObservationRow) -> String {
     let mut s = format!(
         "{} {}  {}",
         o.kind.as_str(),
-        o.name,
+        printable(&o.name),
         duration(o.start_ms, o.end_ms)
     );
     if let Some(u) = o.usage {
@@ -157,7 +161,7 @@ fn describe(o: &ObservationRow) -> String {
                 s,
                 "  ${:.6} ({})",
                 pico_to_usd(c),
-                o.cost_source.as_deref().unwrap_or("none")
+                printable(o.cost_source.as_deref().unwrap_or("none"))
             );
         }
     }

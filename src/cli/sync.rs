@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{print_import_warnings, Context, SourceArgs};
+use crate::report::printable;
 use crate::sinks::{self, endpoint, DeliveryOptions, ExportSettings};
 
 #[derive(Debug, Args)]
@@ -46,10 +47,10 @@ pub fn delivery_options(ctx: &Context) -> Result<DeliveryOptions> {
         }
         None => 1.0,
     };
-    let resource_attributes = env
-        .var("OTEL_RESOURCE_ATTRIBUTES")
-        .map(endpoint::parse_pairs)
-        .unwrap_or_default();
+    let resource_attributes = match env.var("OTEL_RESOURCE_ATTRIBUTES") {
+        Some(list) => endpoint::parse_pairs("OTEL_RESOURCE_ATTRIBUTES", list)?,
+        None => Vec::new(),
+    };
     let environment = env
         .var("LANGFUSE_ENVIRONMENT")
         .map(str::to_string)
@@ -87,12 +88,22 @@ pub fn delivery_options(ctx: &Context) -> Result<DeliveryOptions> {
 }
 
 pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
+    // Configuration errors first, before any work: bad variables, credentials over plain http.
+    let mut opts = delivery_options(ctx)?;
+    let endpoints = if args.dry_run.is_some() {
+        Vec::new()
+    } else {
+        let endpoints = endpoint::configured(&ctx.env)?;
+        for ep in &endpoints {
+            endpoint::check_transport(ep, ctx.config.allow_insecure)?;
+        }
+        endpoints
+    };
     let mut store = ctx.open_store()?;
     if !args.sources.no_import {
         let summary = ctx.import(&mut store, &args.sources)?;
         print_import_warnings(&summary);
     }
-    let mut opts = delivery_options(ctx)?;
     opts.retry_failed = args.retry_failed;
     opts.retry_budget = Duration::from_secs(args.retry_budget);
     if let Some(dir) = &args.dry_run {
@@ -110,7 +121,6 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let endpoints = endpoint::configured(&ctx.env)?;
     if endpoints.is_empty() {
         println!(
             "The store is up to date. No backend is configured: set OTEL_EXPORTER_OTLP_ENDPOINT (any OTLP/HTTP backend) \
@@ -140,9 +150,12 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
         bar.finish_and_clear();
         reports.push(report);
     }
-    let incomplete = reports
-        .iter()
-        .any(|r| r.backlog.pending > 0 || r.backlog.failed > 0);
+    let incomplete = reports.iter().any(|r| {
+        r.backlog.pending > 0
+            || r.backlog.failed > 0
+            || r.backlog.scores_pending > 0
+            || r.backlog.scores_failed > 0
+    });
     if args.json {
         let doc: Vec<_> = reports
             .iter()
@@ -151,6 +164,7 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
                     "sink": r.sink, "url": r.url, "requests": r.requests, "traces_sent": r.traces_sent,
                     "spans_sent": r.spans_sent, "spans_rejected": r.spans_rejected, "traces_refused": r.traces_refused, "sampled_out": r.sampled_out,
                     "scores_sent": r.scores_sent, "scores_failed": r.scores_failed, "retries": r.retries,
+                    "scores_pending": r.backlog.scores_pending, "scores_refused": r.backlog.scores_failed,
                     "pending": r.backlog.pending, "failed": r.backlog.failed, "delivered": r.backlog.sent,
                     "last_error": r.backlog.last_error, "gave_up": r.gave_up,
                 })
@@ -162,8 +176,16 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
         );
     } else {
         for r in &reports {
+            let scores = if r.scores_sent + r.backlog.scores_pending + r.backlog.scores_failed > 0 {
+                format!(
+                    "; scores: sent {}, pending {}, refused {}",
+                    r.scores_sent, r.backlog.scores_pending, r.backlog.scores_failed
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "{}: sent {} trace(s), {} span(s) in {} request(s){}; pending {}, failed {}{}",
+                "{}: sent {} trace(s), {} span(s) in {} request(s){}; pending {}, failed {}{scores}{}",
                 r.sink,
                 r.traces_sent,
                 r.spans_sent,
@@ -177,10 +199,10 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
                 r.backlog.failed,
                 match (&r.gave_up, &r.backlog.last_error) {
                     (Some(e), _) =>
-                        format!("\n  backend unreachable, will retry on the next run: {e}"),
-                    (None, Some(e)) if r.backlog.failed > 0 =>
-                        format!("\n  refused: {e} (`tokentrace sync --retry-failed` resends)"),
-                    (None, Some(e)) if r.spans_rejected > 0 => format!("\n  {e}"),
+                        format!("\n  stopped early, the next run goes on: {}", printable(e)),
+                    (None, Some(e)) if r.backlog.failed + r.backlog.scores_failed > 0 =>
+                        format!("\n  refused: {} (`tokentrace sync --retry-failed` resends)", printable(e)),
+                    (None, Some(e)) if r.spans_rejected > 0 => format!("\n  {}", printable(e)),
                     _ => String::new(),
                 }
             );

@@ -150,7 +150,8 @@ pub const MAX_JSON_ARRAY: usize = 1000;
 
 impl Privacy {
     /// Settings from the config (already merged with `TOKENTRACE_*` variables), the process environment
-    /// (for secret-looking variable values) and the home directory.
+    /// (for the values of secret-looking variables and the backends' credentials: OTLP header values, URL
+    /// passwords) and the home directory.
     pub fn new(
         config: &Config,
         env: &HashMap<String, String>,
@@ -185,9 +186,12 @@ impl Privacy {
         Ok(Privacy {
             capture,
             fields,
-            redactor: Redactor::new(
+            // The credentials of the configured backends (OTLP header values, URL passwords) whatever
+            // their variables are called, like the values of secret-looking variables.
+            redactor: Redactor::with_credentials(
                 env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 &config.redact,
+                &crate::sinks::endpoint::credential_values(env),
             ),
             home: home
                 .map(|h| h.to_string_lossy().trim_end_matches('/').to_string())

@@ -144,6 +144,18 @@ impl Redactor {
         env: impl IntoIterator<Item = (&'a str, &'a str)>,
         literals: &[String],
     ) -> Redactor {
+        Redactor::with_credentials(env, literals, &[])
+    }
+
+    /// As [`Redactor::new`], plus `credentials`: values known to be secrets whatever the name of the
+    /// variable they came from (OTLP header values, URL passwords; see
+    /// [`crate::sinks::endpoint::credential_values`]). Redacted as `env-value` when ≥ 8 chars, placeholders
+    /// and plain numbers included.
+    pub fn with_credentials<'a>(
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+        literals: &[String],
+        credentials: &[String],
+    ) -> Redactor {
         let set = RegexSet::new(PATTERNS.iter().map(|p| p.regex)).expect("patterns compile");
         let regexes = PATTERNS
             .iter()
@@ -154,6 +166,9 @@ impl Redactor {
             if is_secret_name(name) && value.len() >= 8 && !is_placeholder(value) {
                 needles.push((value.to_string(), "env-value"));
             }
+        }
+        for c in credentials.iter().filter(|c| c.len() >= 8) {
+            needles.push((c.clone(), "env-value"));
         }
         for l in literals.iter().filter(|l| l.len() >= 8) {
             needles.push((l.clone(), "literal"));

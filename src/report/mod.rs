@@ -11,4 +11,5 @@ pub mod aggregate;
 mod render;
 
 pub use aggregate::{aggregate, Aggregate, Grouping, Totals, Window};
+pub use render::printable;
 pub use render::{render_json, render_table};

@@ -1,5 +1,6 @@
 //! Report output: JSON documents and terminal tables.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
@@ -125,6 +126,30 @@ pub fn render_json(
     json!({ "grouping": grouping.as_str(), "rows": rows, "totals": totals })
 }
 
+/// `text` with its control characters made visible, for a terminal: session files are untrusted, and an
+/// escape sequence in a prompt or a tool name (`\e]0;title\a`, `\e[2J`) must not reach the terminal.
+/// ESC becomes `␛`, the other C0 controls and DEL their Unicode control pictures (U+2400–U+2421: `␇`, `␊`,
+/// `␉`, …), C1 controls and bidirectional overrides `\u{9b}`-style escapes. Borrowed when there is
+/// nothing to replace. Not for JSON output: JSON escapes control characters itself.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    fn bad(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(bad) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c as u32 {
+            n @ 0x00..=0x1f => out.push(char::from_u32(0x2400 + n).expect("control picture")),
+            0x7f => out.push('\u{2421}'),
+            _ if bad(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `1234567` → `1,234,567`.
 fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -169,9 +194,14 @@ fn session_label(key: &str, sessions: &BTreeMap<String, SessionRow>, window: &Wi
                 .map(|w| w.get(..16).unwrap_or(w).replace('T', " "))
                 .unwrap_or_default();
             let project = s.cwd.as_deref().map(short_project).unwrap_or("");
-            format!("{when} {} {id}\n{project}", s.agent)
+            format!(
+                "{when} {} {}\n{}",
+                printable(&s.agent),
+                printable(&id),
+                printable(project)
+            )
         }
-        None => key.to_string(),
+        None => printable(key).into_owned(),
     }
 }
 
@@ -240,12 +270,12 @@ pub fn render_table(
         let label = if grouping == Grouping::Session {
             session_label(key, sessions, window)
         } else {
-            key.clone()
+            printable(key).into_owned()
         };
         table.add_row(usage_row(grouping, label, t));
         if agents.len() > 1 {
             for (agent, t) in agg.by_agent.get(key).into_iter().flatten() {
-                table.add_row(usage_row(grouping, format!("  └ {agent}"), t));
+                table.add_row(usage_row(grouping, format!("  └ {}", printable(agent)), t));
             }
         }
     }
@@ -254,7 +284,7 @@ pub fn render_table(
     if !agg.totals.unpriced_models.is_empty() {
         out.push_str(&format!(
             "\n⚠ unpriced: tokens of {} have no price (cost shown excludes them). Add a [prices.\"MODEL\"] entry to the config file, see `tokentrace prices MODEL`.",
-            agg.totals.unpriced_models.iter().cloned().collect::<Vec<_>>().join(", ")
+            agg.totals.unpriced_models.iter().map(|m| printable(m).into_owned()).collect::<Vec<_>>().join(", ")
         ));
     }
     out
@@ -293,7 +323,7 @@ fn tool_row(label: &str, t: &Totals) -> Vec<Cell> {
         t.tool_duration_ms / t.tool_calls as i64
     };
     vec![
-        Cell::new(label),
+        Cell::new(printable(label)),
         right(thousands(t.tool_calls)),
         right(thousands(t.tool_errors)),
         right(format!("{rate:.1}%")),
@@ -314,5 +344,21 @@ mod tests {
         assert_eq!(usd(12_500_000_000_000), "$12.50");
         assert_eq!(usd(12_120_000_000), "$0.0121");
         assert_eq!(short_project("/tmp/pi-new/proj-tree"), "proj-tree");
+    }
+
+    /// Item 15: escape sequences from session files (`\e]0;…\a` sets the terminal title, `\e[2J` clears
+    /// the screen) reached the terminal through table cells.
+    #[test]
+    fn escape_sequences_from_sessions_are_shown_not_executed() {
+        assert_eq!(
+            printable("a\u{1b}]0;pwned\u{7}b\u{1b}[2J"),
+            "a␛]0;pwned␇b␛[2J"
+        );
+        assert_eq!(printable("x\ty\nz\u{7f}"), "x␉y␊z␡");
+        assert_eq!(
+            printable("c1\u{9b}31m \u{202e}rtl"),
+            "c1\\u{9b}31m \\u{202e}rtl"
+        );
+        assert!(matches!(printable("plain ✓ text"), Cow::Borrowed(_)));
     }
 }

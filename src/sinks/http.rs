@@ -96,7 +96,8 @@ pub fn retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_millis(delta.max(0) as u64))
 }
 
-/// Sends one payload. `content_type` is `application/x-protobuf` or `application/json`.
+/// Sends one payload. `content_type` is `application/x-protobuf` or `application/json`; `timeout`, when
+/// given, replaces the client's 10 s for this request. Messages show the URL with its user info masked.
 pub fn post(
     client: &reqwest::blocking::Client,
     url: &str,
@@ -104,8 +105,13 @@ pub fn post(
     content_type: &str,
     body: &[u8],
     compress: bool,
+    timeout: Option<Duration>,
 ) -> Outcome {
+    let shown = super::endpoint::mask_url(url);
     let mut req = client.post(url).header("Content-Type", content_type);
+    if let Some(t) = timeout {
+        req = req.timeout(t);
+    }
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -116,7 +122,11 @@ pub fn post(
     };
     match req.send() {
         Err(e) => Outcome::Retry {
-            error: format!("cannot reach {url}: {}", error_chain(&e)),
+            error: super::endpoint::mask_credentials_in(&format!(
+                "cannot reach {shown}: {}",
+                error_chain(&e)
+            ))
+            .into_owned(),
             retry_after: None,
         },
         Ok(resp) => {
@@ -140,7 +150,7 @@ pub fn post(
                 .and_then(retry_after);
             let text = resp.text().unwrap_or_default();
             let error = format!(
-                "{url} answered {status}: {}",
+                "{shown} answered {status}: {}",
                 text.chars().take(500).collect::<String>().trim()
             );
             let code = status.as_u16();

@@ -7,6 +7,12 @@
 //! `Retry-After`) until the run's retry budget is spent, after which the traces stay pending for the next
 //! run; any other 4xx marks them failed with the server's message (`sync --retry-failed` tries again).
 //! Ids and start times are deterministic, so anything sent twice replaces rather than duplicates.
+//!
+//! Langfuse scores are queued in the store when their trace is acknowledged and sent after the traces,
+//! under the same deadline and backoff (`Retry-After` included); what is not acknowledged stays queued for
+//! the next run. One `sync` at a time delivers to a sink: it holds the sink's lease in the store
+//! ([`LEASE_TTL`], renewed while it works; a killed holder's lease is taken over at once on the same host,
+//! else when it expires), and a second `sync` waits for it within its retry budget.
 
 pub mod encode;
 pub mod endpoint;
@@ -20,13 +26,17 @@ use anyhow::{Context, Result};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-use crate::store::outbox::{Backlog, ExportTrace, Pending};
+use crate::store::outbox::{Backlog, ExportTrace, LeaseHolder, Pending, QueuedScore};
 use crate::store::Store;
 pub use encode::ExportSettings;
 pub use endpoint::{Endpoint, Protocol};
 
 /// Hard ceiling of one request body (before gzip), bytes.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long a sink's delivery lease holds without renewal. The holder renews it before every request and
+/// every wait, so only a `sync` that was killed (on another host) or hangs lets it run out.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// How a run delivers.
 #[derive(Debug, Clone)]
@@ -71,7 +81,9 @@ pub struct SinkReport {
     pub spans_rejected: u64,
     /// Traces left out by sampling (acknowledged without sending).
     pub sampled_out: u64,
+    /// Scores acknowledged in this run.
     pub scores_sent: u64,
+    /// Scores the backend refused (4xx) in this run.
     pub scores_failed: u64,
     /// Retryable errors met in this run.
     pub retries: u64,
@@ -186,43 +198,160 @@ fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-/// Delivers everything pending for one endpoint. Errors only on store failures; backend problems end up
-/// in the report (and in the delivery table).
+/// This process's identity for sink leases: `host:pid:nonce` (the nonce tells two runs of one process
+/// apart).
+fn lease_holder() -> LeaseHolder {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it when it fits.
+    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let pid = std::process::id();
+    let nonce = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    LeaseHolder {
+        holder: format!("{host}:{pid}:{}:{nonce}", now_ms()),
+        host,
+        pid: i64::from(pid),
+        expires_ms: now_ms() + LEASE_TTL.as_millis() as i64,
+    }
+}
+
+/// The state of one delivery run to one endpoint.
+struct Run<'a> {
+    endpoint: &'a Endpoint,
+    client: reqwest::blocking::Client,
+    deadline: Instant,
+    seed: u64,
+    lease: LeaseHolder,
+    report: SinkReport,
+}
+
+impl Run<'_> {
+    /// Extends the lease over `wait` plus [`LEASE_TTL`]. False (with `gave_up` set) when another `sync`
+    /// took it over meanwhile: this run must stop sending.
+    fn keep_lease(&mut self, store: &Store, wait: Duration) -> Result<bool> {
+        let until = now_ms() + (wait + LEASE_TTL).as_millis() as i64;
+        if store.renew_lease(self.endpoint.name, &self.lease.holder, until)? {
+            return Ok(true);
+        }
+        self.report.gave_up = Some(
+            "another tokentrace sync took over the delivery to this sink (this run was stalled past its lease)"
+                .into(),
+        );
+        Ok(false)
+    }
+
+    /// Waits (within the deadline) for the sink's lease. False (with `gave_up` set) when another `sync`
+    /// kept it for the whole retry budget.
+    fn take_lease(&mut self, store: &mut Store) -> Result<bool> {
+        let mut told = false;
+        loop {
+            self.lease.expires_ms = now_ms() + LEASE_TTL.as_millis() as i64;
+            let Some(other) = store.acquire_lease(self.endpoint.name, &self.lease)? else {
+                return Ok(true);
+            };
+            let poll = Duration::from_millis(200);
+            if Instant::now() + poll > self.deadline {
+                self.report.gave_up = Some(format!(
+                    "another tokentrace sync (pid {} on {}) is delivering to this sink; this run sent nothing to it",
+                    other.pid,
+                    if other.host.is_empty() { "?" } else { &other.host }
+                ));
+                return Ok(false);
+            }
+            if !told {
+                tracing::info!(
+                    "waiting for another tokentrace sync (pid {}) to finish delivering to {}",
+                    other.pid,
+                    self.endpoint.name
+                );
+                told = true;
+            }
+            std::thread::sleep(poll);
+        }
+    }
+
+    /// Scrubbed (credentials masked) form of an error to show or store.
+    fn scrub(&self, error: &str) -> String {
+        self.endpoint.scrub(error)
+    }
+}
+
+/// Delivers everything pending for one endpoint: traces, then the Langfuse scores queued for it. Errors only
+/// on store failures; backend problems end up in the report (and in the delivery tables).
+///
+/// Holds the sink's lease (waiting for another `sync` that holds it, within the retry budget) so that two
+/// runs never send the same traces at the same time.
 pub fn deliver(
     store: &mut Store,
     endpoint: &Endpoint,
     opts: &DeliveryOptions,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<SinkReport> {
-    let client = http::client();
-    let mut report = SinkReport {
-        sink: endpoint.name.to_string(),
-        url: endpoint.url.clone(),
-        ..Default::default()
+    store.ensure_delivery_tables()?;
+    let mut run = Run {
+        endpoint,
+        client: http::client(),
+        deadline: Instant::now() + opts.retry_budget,
+        seed: (now_ms() as u64) | 1,
+        lease: lease_holder(),
+        report: SinkReport {
+            sink: endpoint.name.to_string(),
+            url: endpoint.display_url(),
+            ..Default::default()
+        },
     };
+    if run.take_lease(store)? {
+        let result = deliver_traces(store, &mut run, opts, progress).and_then(|()| {
+            if run.report.gave_up.is_none() {
+                deliver_scores(store, &mut run, opts.retry_failed)
+            } else {
+                Ok(())
+            }
+        });
+        let released = store.release_lease(endpoint.name, &run.lease.holder);
+        result?;
+        released?;
+    }
+    run.report.backlog = store.backlog(endpoint.name)?;
+    Ok(run.report)
+}
+
+/// The traces part of [`deliver`], under the lease.
+fn deliver_traces(
+    store: &mut Store,
+    run: &mut Run<'_>,
+    opts: &DeliveryOptions,
+    mut progress: impl FnMut(u64),
+) -> Result<()> {
+    let endpoint = run.endpoint;
     let mut settings = opts.settings.clone();
     // Langfuse reads `langfuse.observation.input/output`; OpenInference copies would store content twice.
     settings.content_values = endpoint.name != "langfuse";
-    let deadline = Instant::now() + opts.retry_budget;
-    let mut seed = (now_ms() as u64) | 1;
     let mut cursor: Option<Pending> = None;
     // A backend that asked an earlier run to wait (Retry-After) gets nothing before then, also when that run
     // was killed while it waited.
     let until = store.retry_not_before(endpoint.name)?.unwrap_or(0);
     let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
     if !wait.is_zero() {
-        if Instant::now() + wait > deadline {
-            report.gave_up = Some(format!(
+        if Instant::now() + wait > run.deadline {
+            run.report.gave_up = Some(format!(
                 "the backend asked (Retry-After) to be left alone {:.1}s more, past the retry budget",
                 wait.as_secs_f64()
             ));
-            report.backlog = store.backlog(endpoint.name)?;
-            return Ok(report);
+            return Ok(());
         }
         tracing::info!(
             "backing off {:.1}s as the backend asked",
             wait.as_secs_f64()
         );
+        if !run.keep_lease(store, wait)? {
+            return Ok(());
+        }
         std::thread::sleep(wait);
     }
     let started = now_ms();
@@ -250,7 +379,7 @@ pub fn deliver(
                     endpoint.scores_url.is_some(),
                 )),
                 Some(_) => {
-                    report.sampled_out += 1;
+                    run.report.sampled_out += 1;
                     skipped.push(p.clone());
                 }
                 None => skipped.push(p.clone()),
@@ -270,13 +399,17 @@ pub fn deliver(
             let traces: Vec<Pending> = request.iter().map(|p| p.trace.clone()).collect();
             let mut attempt = 0u32;
             loop {
+                if !run.keep_lease(store, Duration::ZERO)? {
+                    break 'pages;
+                }
                 match http::post(
-                    &client,
+                    &run.client,
                     &endpoint.url,
                     &endpoint.headers,
                     content_type,
                     &payload,
                     true,
+                    None,
                 ) {
                     http::Outcome::Delivered { partial } => {
                         let acked: Vec<Pending> = request
@@ -284,44 +417,49 @@ pub fn deliver(
                             .filter(|p| p.last)
                             .map(|p| p.trace.clone())
                             .collect();
-                        store.mark_sent(endpoint.name, &acked)?;
+                        let queued: Vec<QueuedScore> = request
+                            .iter()
+                            .filter(|p| p.last)
+                            .flat_map(|p| p.scores.iter())
+                            .map(|s| QueuedScore {
+                                id: s.id.clone(),
+                                trace_id: s.trace_id.clone(),
+                                body: serde_json::to_string(s).expect("score serializes"),
+                            })
+                            .collect();
+                        store.mark_sent_with_scores(endpoint.name, &acked, &queued)?;
                         if let Some(p) = partial {
                             // Not retried (OTLP: the backend will reject them again), but never silent.
-                            let note = format!(
+                            let note = run.scrub(&format!(
                                 "{} accepted the request but rejected {} span(s): {}",
-                                endpoint.url, p.rejected_spans, p.error_message
-                            );
+                                endpoint.display_url(),
+                                p.rejected_spans,
+                                p.error_message
+                            ));
                             tracing::warn!("{note}");
                             store.note_delivery(endpoint.name, &traces, &note)?;
-                            report.spans_rejected += p.rejected_spans;
+                            run.report.spans_rejected += p.rejected_spans;
                         }
-                        report.requests += 1;
-                        report.traces_sent += acked.len() as u64;
-                        report.spans_sent +=
+                        run.report.requests += 1;
+                        run.report.traces_sent += acked.len() as u64;
+                        run.report.spans_sent +=
                             request.iter().map(|p| p.spans.len() as u64).sum::<u64>();
                         progress(acked.len() as u64);
-                        if let Some(url) = &endpoint.scores_url {
-                            for s in request.iter().flat_map(|p| p.scores.iter()) {
-                                if scores::post(&client, url, &endpoint.headers, s) {
-                                    report.scores_sent += 1;
-                                } else {
-                                    report.scores_failed += 1;
-                                }
-                            }
-                        }
                         break;
                     }
                     http::Outcome::Refused { error } => {
+                        let error = run.scrub(&error);
                         tracing::warn!("{error}");
                         store.mark_failed(endpoint.name, &traces, &error)?;
-                        report.traces_refused += traces.len() as u64;
+                        run.report.traces_refused += traces.len() as u64;
                         progress(traces.len() as u64);
                         break;
                     }
                     http::Outcome::Retry { error, retry_after } => {
-                        report.retries += 1;
+                        let error = run.scrub(&error);
+                        run.report.retries += 1;
                         let wait = retry_after
-                            .unwrap_or_else(|| http::backoff(attempt, &mut seed))
+                            .unwrap_or_else(|| http::backoff(attempt, &mut run.seed))
                             .min(Duration::from_secs(300));
                         attempt += 1;
                         // Recorded before waiting. A time the backend asked for (Retry-After) binds the next
@@ -332,27 +470,179 @@ pub fn deliver(
                             None => now_ms(),
                         };
                         store.mark_retry(endpoint.name, &traces, not_before, &error)?;
-                        if Instant::now() + wait > deadline {
+                        if Instant::now() + wait > run.deadline {
                             tracing::warn!("{error}; giving up for this run");
-                            report.gave_up = Some(error);
+                            run.report.gave_up = Some(error);
                             break 'pages;
                         }
                         tracing::info!("{error}; retrying in {:.1}s", wait.as_secs_f64());
+                        if !run.keep_lease(store, wait)? {
+                            break 'pages;
+                        }
                         std::thread::sleep(wait);
                     }
                 }
             }
         }
     }
-    report.backlog = store.backlog(endpoint.name)?;
-    Ok(report)
+    Ok(())
+}
+
+/// Sends the scores queued for the endpoint (Langfuse), one POST each, under the run's deadline and
+/// backoff. Whatever is not acknowledged stays queued: pending (retryable errors, deadline) or failed
+/// (4xx; `retry_failed` resends those).
+fn deliver_scores(store: &mut Store, run: &mut Run<'_>, retry_failed: bool) -> Result<()> {
+    let Some(url) = run.endpoint.scores_url.clone() else {
+        return Ok(());
+    };
+    let sink = run.endpoint.name;
+    let until = store.scores_not_before(sink)?.unwrap_or(0);
+    let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
+    if !wait.is_zero() {
+        if Instant::now() + wait > run.deadline {
+            run.report.gave_up = Some(format!(
+                "the scores endpoint asked (Retry-After) to be left alone {:.1}s more, past the retry budget",
+                wait.as_secs_f64()
+            ));
+            return Ok(());
+        }
+        if !run.keep_lease(store, wait)? {
+            return Ok(());
+        }
+        std::thread::sleep(wait);
+    }
+    let auth: Vec<(String, String)> = run
+        .endpoint
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .cloned()
+        .collect();
+    let started = now_ms();
+    let mut after = String::new();
+    loop {
+        let page = store.pending_scores(sink, started, retry_failed, &after, 256)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = last.clone();
+        for (id, body) in page {
+            let mut attempt = 0u32;
+            loop {
+                if !run.keep_lease(store, Duration::ZERO)? {
+                    return Ok(());
+                }
+                // A hanging endpoint must not hold the run past its budget (by more than a second).
+                let remaining = run.deadline.saturating_duration_since(Instant::now());
+                let timeout = remaining.clamp(Duration::from_secs(1), Duration::from_secs(10));
+                match http::post(
+                    &run.client,
+                    &url,
+                    &auth,
+                    "application/json",
+                    body.as_bytes(),
+                    false,
+                    Some(timeout),
+                ) {
+                    http::Outcome::Delivered { .. } => {
+                        store.mark_score(sink, &id, &body, Ok(()))?;
+                        run.report.scores_sent += 1;
+                        break;
+                    }
+                    http::Outcome::Refused { error } => {
+                        let error = run.scrub(&format!("score {id}: {error}"));
+                        tracing::warn!("{error}");
+                        store.mark_score(sink, &id, &body, Err(&error))?;
+                        run.report.scores_failed += 1;
+                        break;
+                    }
+                    http::Outcome::Retry { error, retry_after } => {
+                        let error = run.scrub(&format!("scores: {error}"));
+                        run.report.retries += 1;
+                        let wait = retry_after
+                            .unwrap_or_else(|| http::backoff(attempt, &mut run.seed))
+                            .min(Duration::from_secs(300));
+                        attempt += 1;
+                        let not_before = match retry_after {
+                            Some(_) => now_ms() + wait.as_millis() as i64,
+                            None => now_ms(),
+                        };
+                        store.mark_score_retry(sink, &id, not_before, &error)?;
+                        if Instant::now() + wait > run.deadline {
+                            tracing::warn!("{error}; giving up for this run");
+                            run.report.gave_up = Some(error);
+                            return Ok(());
+                        }
+                        tracing::info!("{error}; retrying in {:.1}s", wait.as_secs_f64());
+                        if !run.keep_lease(store, wait)? {
+                            return Ok(());
+                        }
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `request-0001.json`, …: the names [`dry_run`] writes.
+fn is_request_file(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| {
+        n.strip_prefix("request-")
+            .and_then(|r| r.strip_suffix(".json"))
+            .is_some_and(|d| d.len() >= 4 && d.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Makes `dir` ready for a dry run: created private (0700) when missing; an existing one may hold only
+/// request files of an earlier dry run, which are removed (so no stale request survives a smaller run).
+///
+/// Errors: `dir` is not a directory, or holds anything else (it was not written by a dry run).
+fn prepare_dry_run_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        return std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()));
+    }
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("--dry-run {}: not a readable directory", dir.display()))?;
+    let (mut ours, mut foreign) = (Vec::new(), Vec::new());
+    for e in entries {
+        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+        if is_request_file(&e.file_name()) && e.file_type().is_ok_and(|t| t.is_file()) {
+            ours.push(e.path());
+        } else {
+            foreign.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    if !foreign.is_empty() {
+        foreign.sort();
+        anyhow::bail!(
+            "--dry-run {}: the directory is not empty and holds files a dry run did not write ({}{}); \
+             give a new or empty directory (a dry run replaces only its own request-NNNN.json files)",
+            dir.display(),
+            foreign.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            if foreign.len() > 3 { ", …" } else { "" }
+        );
+    }
+    for p in ours {
+        std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// Writes the OTLP/JSON requests that would be sent for every stored trace into `dir` (`request-0001.json`,
 /// …), in delivery order. Changes nothing in the store; two runs over the same store write identical bytes.
-/// Returns (requests, spans).
+/// The files hold prompts and answers: `dir` is created 0700 and each file 0600. Request files of an
+/// earlier dry run in `dir` are removed first. Returns (requests, spans).
+///
+/// Errors: `dir` holds files a dry run did not write; a file cannot be written.
 pub fn dry_run(store: &Store, dir: &Path, opts: &DeliveryOptions) -> Result<(u64, u64)> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    prepare_dry_run_dir(dir)?;
     let mut settings = opts.settings.clone();
     settings.content_values = true;
     let mut cursor: Option<Pending> = None;
@@ -379,11 +669,23 @@ pub fn dry_run(store: &Store, dir: &Path, opts: &DeliveryOptions) -> Result<(u64
             let spans = request.into_iter().flat_map(|p| p.spans).collect();
             let req = encode::request(spans, &settings);
             let path = dir.join(format!("request-{files:04}.json"));
-            std::fs::write(&path, serde_json::to_vec_pretty(&req)?)
+            write_private(&path, &serde_json::to_vec_pretty(&req)?)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     Ok((files, spans))
+}
+
+/// Writes a new file readable by its owner only (0600).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 #[cfg(test)]

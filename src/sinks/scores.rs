@@ -1,6 +1,7 @@
 //! Langfuse scores (`POST /api/public/scores`, DESIGN §6): per trace `tool_call_count`, `turn_count`,
 //! `total_tool_errors`, `tool_success_rate`, `session_had_errors`; per failed tool observation
 //! `tool_is_error = 1`. Score ids are deterministic, so a re-sent score replaces the earlier one.
+//! Scores are queued in the store when their trace is acknowledged and sent by [`super::deliver`].
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -88,32 +89,4 @@ pub fn for_trace(trace: &ExportTrace, environment: Option<&str>) -> Vec<Score> {
         out.push(make("tool_is_error", 1.0, "BOOLEAN", Some(&t.id)));
     }
     out
-}
-
-/// Posts one score (two tries on retryable errors). Returns whether it was accepted.
-pub fn post(
-    client: &reqwest::blocking::Client,
-    url: &str,
-    headers: &[(String, String)],
-    score: &Score,
-) -> bool {
-    let auth: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        .cloned()
-        .collect();
-    let body = serde_json::to_vec(score).expect("score serializes");
-    for _ in 0..2 {
-        match super::http::post(client, url, &auth, "application/json", &body, false) {
-            super::http::Outcome::Delivered { .. } => return true,
-            super::http::Outcome::Refused { error } => {
-                tracing::warn!("score {} refused: {error}", score.name);
-                return false;
-            }
-            super::http::Outcome::Retry { error, .. } => {
-                tracing::info!("score {}: {error}", score.name)
-            }
-        }
-    }
-    false
 }

@@ -56,12 +56,47 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `path`, in WAL mode, with the schema applied.
     ///
+    /// The store holds prompts and answers: a data directory it creates is private (0700), and the database
+    /// file is made 0600 before SQLite opens it (its `-wal` and `-shm` files take the same mode).
+    ///
     /// Errors: the directory cannot be created, the file is not a SQLite database, or it was written by a
     /// newer tokentrace (schema version above this build's).
     pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+            }
+        }
+        if !path.exists() {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {}
+                // Another process created it just now.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot create store {}", path.display()))
+                }
+            }
+        }
+        // A store written by an older tokentrace: tightened when we may (best effort: a store shared
+        // read-only stays readable).
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if std::fs::metadata(&p).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
         }
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open store {}", path.display()))?;

@@ -3,6 +3,10 @@
 //! A trace is pending for a sink while its `seq` (bumped on every change) is ahead of the version the sink
 //! acknowledged. Acks happen only after a 2xx, in one transaction per batch, so a crash re-sends at most the
 //! batch in flight (same ids and start times: the backend replaces, it does not duplicate).
+//!
+//! Langfuse scores have their own outbox (table `scores`, in `schema_scores.sql`): a trace's scores are
+//! queued in the transaction that acknowledges the trace and stay pending until the backend acknowledges
+//! them. A lease per sink (table `leases`) lets one `sync` at a time deliver to a sink.
 
 use anyhow::Result;
 use rusqlite::{params, OptionalExtension};
@@ -66,6 +70,49 @@ pub struct Backlog {
     pub failed: u64,
     pub sent: u64,
     pub last_error: Option<String>,
+    /// Scores queued and not yet acknowledged (Langfuse).
+    pub scores_pending: u64,
+    /// Scores the backend refused (4xx); resent by `sync --retry-failed`.
+    pub scores_failed: u64,
+}
+
+/// The delivery tables that are not in `schema.sql` (scores outbox, leases).
+const DELIVERY_SCHEMA: &str = include_str!("schema_scores.sql");
+
+/// One Langfuse score to queue: its deterministic id, its trace and the JSON body to POST.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedScore {
+    pub id: String,
+    pub trace_id: String,
+    pub body: String,
+}
+
+/// Who asks for, or holds, a sink's delivery lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseHolder {
+    /// Unique per process run: `host:pid:nonce`.
+    pub holder: String,
+    pub host: String,
+    pub pid: i64,
+    /// Until when (ms since the epoch) the lease holds without renewal.
+    pub expires_ms: i64,
+}
+
+/// True when process `pid` exists on this host.
+fn process_alive(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+fn mask(text: &str) -> String {
+    crate::sinks::endpoint::mask_credentials_in(text).into_owned()
 }
 
 impl Store {
@@ -214,7 +261,7 @@ impl Store {
         self.per_trace(
             "UPDATE delivery SET last_error = ?3 WHERE sink = ?1 AND trace_id = ?2",
             traces,
-            |stmt, p| stmt.execute(params![sink, p.trace_id, note]),
+            |stmt, p| stmt.execute(params![sink, p.trace_id, mask(note)]),
         )
     }
 
@@ -225,7 +272,7 @@ impl Store {
              ON CONFLICT(sink, trace_id) DO UPDATE SET failed_seq = excluded.failed_seq,
                attempts = delivery.attempts + 1, next_attempt_ms = NULL, last_error = excluded.last_error",
             failed,
-            |stmt, p| stmt.execute(params![sink, p.trace_id, p.seq, error]),
+            |stmt, p| stmt.execute(params![sink, p.trace_id, p.seq, mask(error)]),
         )
     }
 
@@ -242,7 +289,7 @@ impl Store {
              ON CONFLICT(sink, trace_id) DO UPDATE SET attempts = delivery.attempts + 1,
                next_attempt_ms = excluded.next_attempt_ms, last_error = excluded.last_error",
             traces,
-            |stmt, p| stmt.execute(params![sink, p.trace_id, next_attempt_ms, error]),
+            |stmt, p| stmt.execute(params![sink, p.trace_id, next_attempt_ms, mask(error)]),
         )
     }
 
@@ -276,11 +323,324 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
+        self.ensure_delivery_tables()?;
+        let (scores_pending, scores_failed): (i64, i64) = self.conn().query_row(
+            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0)
+             FROM scores WHERE sink = ?1",
+            [sink],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let last_error = match last_error {
+            Some(e) => Some(e),
+            None if scores_pending + scores_failed > 0 => self
+                .conn()
+                .query_row(
+                    "SELECT last_error FROM scores WHERE sink = ?1 AND last_error IS NOT NULL
+                     AND state != 'sent' ORDER BY rowid DESC LIMIT 1",
+                    [sink],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            None => None,
+        };
         Ok(Backlog {
             pending: pending as u64,
             failed: failed as u64,
             sent: sent as u64,
             last_error,
+            scores_pending: scores_pending as u64,
+            scores_failed: scores_failed as u64,
         })
+    }
+
+    /// Creates the scores outbox and the lease table (`schema_scores.sql`) when missing. Cheap when they
+    /// exist; every method below calls it.
+    pub fn ensure_delivery_tables(&self) -> Result<()> {
+        self.conn().execute_batch(DELIVERY_SCHEMA)?;
+        Ok(())
+    }
+
+    /// Acknowledges delivered trace versions (as [`Store::mark_sent`]) and queues their scores, in one
+    /// transaction: a crash loses neither. A score already queued with the same body keeps its state (sent
+    /// stays sent); one whose body changed is pending again.
+    pub fn mark_sent_with_scores(
+        &mut self,
+        sink: &str,
+        sent: &[Pending],
+        scores: &[QueuedScore],
+    ) -> Result<()> {
+        self.ensure_delivery_tables()?;
+        let tx = self.conn.transaction()?;
+        {
+            let mut ack = tx.prepare_cached(
+                "INSERT INTO delivery (sink, trace_id, sent_seq, attempts) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT(sink, trace_id) DO UPDATE SET sent_seq = MAX(delivery.sent_seq, excluded.sent_seq),
+                   failed_seq = NULL, attempts = delivery.attempts + 1, next_attempt_ms = NULL, last_error = NULL",
+            )?;
+            for p in sent {
+                ack.execute(params![sink, p.trace_id, p.seq])?;
+            }
+            let mut queue = tx.prepare_cached(
+                "INSERT INTO scores (sink, id, trace_id, body, state) VALUES (?1, ?2, ?3, ?4, 'pending')
+                 ON CONFLICT(sink, id) DO UPDATE SET trace_id = excluded.trace_id, body = excluded.body,
+                   state = 'pending', attempts = 0, last_error = NULL
+                 WHERE scores.body != excluded.body",
+            )?;
+            for q in scores {
+                queue.execute(params![sink, q.id, q.trace_id, q.body])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Scores queued for `sink` after id `after`, by id, at most `limit`: pending ones whose next attempt is
+    /// not after `now_ms`, and with `retry_failed` also refused ones. Returns (id, body).
+    pub fn pending_scores(
+        &self,
+        sink: &str,
+        now_ms: i64,
+        retry_failed: bool,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        self.ensure_delivery_tables()?;
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, body FROM scores
+             WHERE sink = ?1 AND (state = 'pending' OR (?3 AND state = 'failed'))
+               AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?2) AND id > ?4
+             ORDER BY id LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![sink, now_ms, retry_failed, after, limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Records the backend's answer to one score: `Ok(())` acknowledged (2xx), `Err(error)` refused (4xx).
+    /// Only the version that was sent (`body`) changes state.
+    pub fn mark_score(
+        &self,
+        sink: &str,
+        id: &str,
+        body: &str,
+        outcome: std::result::Result<(), &str>,
+    ) -> Result<()> {
+        let (state, error) = match outcome {
+            Ok(()) => ("sent", None),
+            Err(e) => ("failed", Some(mask(e))),
+        };
+        self.conn().execute(
+            "UPDATE scores SET state = ?4, attempts = attempts + 1, next_attempt_ms = NULL, last_error = ?5
+             WHERE sink = ?1 AND id = ?2 AND body = ?3",
+            params![sink, id, body, state, error],
+        )?;
+        Ok(())
+    }
+
+    /// Records a retryable failure of one score: it stays pending, not before `next_attempt_ms`.
+    pub fn mark_score_retry(
+        &self,
+        sink: &str,
+        id: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE scores SET attempts = attempts + 1, next_attempt_ms = ?3, last_error = ?4
+             WHERE sink = ?1 AND id = ?2",
+            params![sink, id, next_attempt_ms, mask(error)],
+        )?;
+        Ok(())
+    }
+
+    /// The time before which the scores endpoint of `sink` should get no request (its `Retry-After`), as
+    /// [`Store::retry_not_before`] for traces.
+    pub fn scores_not_before(&self, sink: &str) -> Result<Option<i64>> {
+        self.ensure_delivery_tables()?;
+        Ok(self.conn().query_row(
+            "SELECT MAX(next_attempt_ms) FROM scores WHERE sink = ?1 AND state = 'pending'",
+            [sink],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Takes the delivery lease of `sink` for `me` until `me.expires_ms`, unless another holder has it: a
+    /// lease is free when nobody holds it, it expired, it is `me`'s already, or its holder's process is gone
+    /// (same host). Returns `None` when taken, else the current holder.
+    pub fn acquire_lease(&mut self, sink: &str, me: &LeaseHolder) -> Result<Option<LeaseHolder>> {
+        self.ensure_delivery_tables()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: Option<LeaseHolder> = tx
+            .query_row(
+                "SELECT holder, host, pid, expires_ms FROM leases WHERE sink = ?1",
+                [sink],
+                |r| {
+                    Ok(LeaseHolder {
+                        holder: r.get(0)?,
+                        host: r.get(1)?,
+                        pid: r.get(2)?,
+                        expires_ms: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
+        let now = jiff::Timestamp::now().as_millisecond();
+        if let Some(c) = current {
+            let gone = c.host == me.host && c.pid != me.pid && !process_alive(c.pid);
+            if c.holder != me.holder && c.expires_ms > now && !gone {
+                return Ok(Some(c));
+            }
+        }
+        tx.execute(
+            "INSERT INTO leases (sink, holder, host, pid, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(sink) DO UPDATE SET holder = excluded.holder, host = excluded.host,
+               pid = excluded.pid, expires_ms = excluded.expires_ms",
+            params![sink, me.holder, me.host, me.pid, me.expires_ms],
+        )?;
+        tx.commit()?;
+        Ok(None)
+    }
+
+    /// Extends `holder`'s lease of `sink` to `until_ms`. False when it no longer holds it.
+    pub fn renew_lease(&self, sink: &str, holder: &str, until_ms: i64) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE leases SET expires_ms = MAX(expires_ms, ?3) WHERE sink = ?1 AND holder = ?2",
+            params![sink, holder, until_ms],
+        )? == 1)
+    }
+
+    /// Gives up `holder`'s lease of `sink` (nothing when it does not hold it).
+    pub fn release_lease(&self, sink: &str, holder: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM leases WHERE sink = ?1 AND holder = ?2",
+            params![sink, holder],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(name: &str, pid: i64, expires_ms: i64) -> LeaseHolder {
+        LeaseHolder {
+            holder: name.into(),
+            host: "h".into(),
+            pid,
+            expires_ms,
+        }
+    }
+
+    /// Item 17: one holder per sink; an expired lease, or one whose process is gone, is taken over.
+    #[test]
+    fn a_sink_lease_has_one_holder_and_expires() {
+        let mut store = Store::open_in_memory().unwrap();
+        let now = jiff::Timestamp::now().as_millisecond();
+        let me = i64::from(std::process::id());
+        assert_eq!(
+            store
+                .acquire_lease("otlp", &holder("a", me, now + 60_000))
+                .unwrap(),
+            None
+        );
+        // Another run (of a live process) waits; another sink is independent.
+        let other = store
+            .acquire_lease("otlp", &holder("b", me, now + 60_000))
+            .unwrap();
+        assert_eq!(other.map(|o| o.holder).as_deref(), Some("a"));
+        assert_eq!(
+            store
+                .acquire_lease("langfuse", &holder("b", me, now + 60_000))
+                .unwrap(),
+            None
+        );
+        assert!(store.renew_lease("otlp", "a", now + 90_000).unwrap());
+        assert!(!store.renew_lease("otlp", "b", now + 90_000).unwrap());
+        // Released: free.
+        store.release_lease("otlp", "a").unwrap();
+        assert_eq!(
+            store
+                .acquire_lease("otlp", &holder("b", me, now + 60_000))
+                .unwrap(),
+            None
+        );
+        // Expired: free, even though its process lives.
+        store
+            .acquire_lease("x", &holder("old", me, now - 1))
+            .unwrap();
+        assert_eq!(
+            store
+                .acquire_lease("x", &holder("new", me, now + 1))
+                .unwrap(),
+            None
+        );
+        // Held by a process that is gone (a killed sync): free at once.
+        store
+            .acquire_lease("y", &holder("dead", i64::from(i32::MAX), now + 60_000))
+            .unwrap();
+        assert_eq!(
+            store
+                .acquire_lease("y", &holder("new", me, now + 60_000))
+                .unwrap(),
+            None
+        );
+    }
+
+    /// Item 16: scores stay queued until acknowledged; an unchanged score is not queued again once sent.
+    #[test]
+    fn scores_stay_queued_until_acknowledged() {
+        let mut store = Store::open_in_memory().unwrap();
+        let score = |id: &str, body: &str| QueuedScore {
+            id: id.into(),
+            trace_id: "t".into(),
+            body: body.into(),
+        };
+        store
+            .mark_sent_with_scores("langfuse", &[], &[score("s1", "{1}"), score("s2", "{2}")])
+            .unwrap();
+        assert_eq!(store.backlog("langfuse").unwrap().scores_pending, 2);
+        store
+            .mark_score_retry("langfuse", "s1", 0, "http://u:pw@h answered 503")
+            .unwrap();
+        store.mark_score("langfuse", "s2", "{2}", Ok(())).unwrap();
+        let b = store.backlog("langfuse").unwrap();
+        assert_eq!((b.scores_pending, b.scores_failed), (1, 0));
+        assert_eq!(b.last_error.as_deref(), Some("http://u:***@h answered 503"));
+        // Re-queued unchanged: s2 stays sent. Changed: pending again.
+        store
+            .mark_sent_with_scores("langfuse", &[], &[score("s2", "{2}")])
+            .unwrap();
+        assert_eq!(store.backlog("langfuse").unwrap().scores_pending, 1);
+        store
+            .mark_sent_with_scores("langfuse", &[], &[score("s2", "{2b}")])
+            .unwrap();
+        let pending = store
+            .pending_scores("langfuse", i64::MAX, false, "", 10)
+            .unwrap();
+        assert_eq!(pending.len(), 2);
+        // A refusal is kept as failed, resent only with retry_failed.
+        store
+            .mark_score("langfuse", "s1", "{1}", Err("answered 400"))
+            .unwrap();
+        assert_eq!(store.backlog("langfuse").unwrap().scores_failed, 1);
+        assert_eq!(
+            store
+                .pending_scores("langfuse", i64::MAX, false, "", 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .pending_scores("langfuse", i64::MAX, true, "", 10)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }
