@@ -292,7 +292,6 @@ pub fn deliver(
     opts: &DeliveryOptions,
     progress: impl FnMut(u64),
 ) -> Result<SinkReport> {
-    store.ensure_delivery_tables()?;
     let mut run = Run {
         endpoint,
         client: http::client(),

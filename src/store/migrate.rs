@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: Some(repair_seq),
         sql: include_str!("migrations/0003_trust.sql"),
     },
+    Migration {
+        version: 4,
+        what: "scores outbox, delivery leases",
+        prepare: None,
+        sql: include_str!("migrations/0004_scores_leases.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -4,7 +4,7 @@
 //! acknowledged. Acks happen only after a 2xx, in one transaction per batch, so a crash re-sends at most the
 //! batch in flight (same ids and start times: the backend replaces, it does not duplicate).
 //!
-//! Langfuse scores have their own outbox (table `scores`, in `schema_scores.sql`): a trace's scores are
+//! Langfuse scores have their own outbox (table `scores`, migration 4): a trace's scores are
 //! queued in the transaction that acknowledges the trace and stay pending until the backend acknowledges
 //! them. A lease per sink (table `leases`) lets one `sync` at a time deliver to a sink.
 
@@ -75,9 +75,6 @@ pub struct Backlog {
     /// Scores the backend refused (4xx); resent by `sync --retry-failed`.
     pub scores_failed: u64,
 }
-
-/// The delivery tables that are not in `schema.sql` (scores outbox, leases).
-const DELIVERY_SCHEMA: &str = include_str!("schema_scores.sql");
 
 /// One Langfuse score to queue: its deterministic id, its trace and the JSON body to POST.
 #[derive(Debug, Clone, PartialEq)]
@@ -323,7 +320,6 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        self.ensure_delivery_tables()?;
         let (scores_pending, scores_failed): (i64, i64) = self.conn().query_row(
             "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'failed'), 0)
              FROM scores WHERE sink = ?1",
@@ -353,13 +349,6 @@ impl Store {
         })
     }
 
-    /// Creates the scores outbox and the lease table (`schema_scores.sql`) when missing. Cheap when they
-    /// exist; every method below calls it.
-    pub fn ensure_delivery_tables(&self) -> Result<()> {
-        self.conn().execute_batch(DELIVERY_SCHEMA)?;
-        Ok(())
-    }
-
     /// Acknowledges delivered trace versions (as [`Store::mark_sent`]) and queues their scores, in one
     /// transaction: a crash loses neither. A score already queued with the same body keeps its state (sent
     /// stays sent); one whose body changed is pending again.
@@ -369,7 +358,6 @@ impl Store {
         sent: &[Pending],
         scores: &[QueuedScore],
     ) -> Result<()> {
-        self.ensure_delivery_tables()?;
         let tx = self.conn.transaction()?;
         {
             let mut ack = tx.prepare_cached(
@@ -404,7 +392,6 @@ impl Store {
         after: &str,
         limit: usize,
     ) -> Result<Vec<(String, String)>> {
-        self.ensure_delivery_tables()?;
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, body FROM scores
              WHERE sink = ?1 AND (state = 'pending' OR (?3 AND state = 'failed'))
@@ -458,7 +445,6 @@ impl Store {
     /// The time before which the scores endpoint of `sink` should get no request (its `Retry-After`), as
     /// [`Store::retry_not_before`] for traces.
     pub fn scores_not_before(&self, sink: &str) -> Result<Option<i64>> {
-        self.ensure_delivery_tables()?;
         Ok(self.conn().query_row(
             "SELECT MAX(next_attempt_ms) FROM scores WHERE sink = ?1 AND state = 'pending'",
             [sink],
@@ -470,7 +456,6 @@ impl Store {
     /// lease is free when nobody holds it, it expired, it is `me`'s already, or its holder's process is gone
     /// (same host). Returns `None` when taken, else the current holder.
     pub fn acquire_lease(&mut self, sink: &str, me: &LeaseHolder) -> Result<Option<LeaseHolder>> {
-        self.ensure_delivery_tables()?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

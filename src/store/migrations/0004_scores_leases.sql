@@ -1,5 +1,5 @@
--- Delivery tables beyond schema.sql, applied by the outbox code (src/store/outbox.rs) with CREATE … IF NOT
--- EXISTS, so any store gets them on first use. Times are ms since the epoch (UTC).
+-- Schema 4: the scores outbox and the per-sink delivery lease (src/store/outbox.rs). Times are ms since the
+-- epoch (UTC).
 
 -- Langfuse scores waiting for a sink (the scores outbox), keyed by the deterministic score id. A score is
 -- queued in the transaction that acknowledges its trace and stays until the backend acknowledges it: `body`
