@@ -116,12 +116,15 @@ impl Enricher {
         Enricher::try_new(config, home, &HashMap::new()).expect("valid privacy settings")
     }
 
-    /// Prices generations, sets channel and user, and applies the privacy layer. Returns the time the privacy
-    /// layer took, ns.
+    /// Rejects impossible values, prices generations, sets channel and user, and applies the privacy layer.
+    /// Returns the time the privacy layer took, ns.
     pub fn apply(&self, records: &mut [Record], redactions: &mut RedactionCounts) -> u64 {
         for record in records.iter_mut() {
             match record {
-                Record::Observation(o) => self.pricer.price(o),
+                Record::Observation(o) => {
+                    reject_implausible(o);
+                    self.pricer.price(o);
+                }
                 Record::Session(s) => {
                     // Channel rules match the real path, before it is masked.
                     s.channel = self
@@ -136,6 +139,45 @@ impl Enricher {
         self.privacy.apply(records, redactions);
         t.elapsed().as_nanos() as u64
     }
+}
+
+/// Rejects token counts above [`crate::model::MAX_TOKENS_PER_CALL`] (or negative / not a number) and agent
+/// costs that are negative or above [`crate::model::MAX_USD_PER_CALL`]: the record keeps its other values
+/// and carries a flag saying what was rejected.
+fn reject_implausible(o: &mut crate::model::Observation) {
+    let mut reasons = Vec::new();
+    if let Some(u) = o.usage.as_mut() {
+        reasons.extend(u.reject_implausible());
+    }
+    if let Some(c) = o.agent_cost {
+        let max = crate::model::usd_to_pico(crate::model::MAX_USD_PER_CALL);
+        let parts = [c.input, c.output, c.cache_read, c.cache_write, c.total];
+        if parts.iter().any(|p| *p < 0 || *p > max) {
+            reasons.push(format!(
+                "agent cost {} USD",
+                crate::model::pico_to_usd(c.total)
+            ));
+            o.agent_cost = None;
+        }
+    }
+    if !reasons.is_empty() {
+        o.flag = Some(format!("rejected: {}", reasons.join(", ")));
+    }
+}
+
+/// How many records of a chunk were flagged, and the first one's reason.
+fn flagged(records: &[Record]) -> (u64, Option<String>) {
+    let mut n = 0;
+    let mut first = None;
+    for r in records {
+        if let Record::Observation(o) = r {
+            if let Some(f) = &o.flag {
+                n += 1;
+                first.get_or_insert_with(|| f.clone());
+            }
+        }
+    }
+    (n, first)
 }
 
 /// What an import did.
@@ -154,6 +196,8 @@ pub struct ImportSummary {
     pub warning_samples: Vec<String>,
     /// Session files or folders that could not be read (permission denied, I/O error).
     pub unreadable: u64,
+    /// Records with a rejected (impossible) token count or cost.
+    pub flagged: u64,
     /// `.jsonl` files in an agent's session folder that do not read as its sessions.
     pub unrecognized: u64,
     /// Secrets redacted, by kind.
@@ -448,6 +492,12 @@ fn import_file(
         read_any |= more;
         parser.end_chunk(&mut records);
         summary.privacy_ns += enricher.apply(&mut records, &mut summary.redactions);
+        if let (n @ 1.., Some(why)) = flagged(&records) {
+            summary.flagged += n;
+            summary.warn(format!(
+                "{path}: {n} model call(s) with impossible values, counted without them ({why})"
+            ));
+        }
         let offset = reader.offset();
         let head_len = offset.min(HEAD_BYTES);
         let mut where_: Vec<String> = Vec::with_capacity(issues.len());
@@ -522,6 +572,12 @@ fn import_document(
     );
     parser.end_chunk(&mut records);
     summary.privacy_ns += enricher.apply(&mut records, &mut summary.redactions);
+    if let (n @ 1.., Some(why)) = flagged(&records) {
+        summary.flagged += n;
+        summary.warn(format!(
+            "{path}: {n} model call(s) with impossible values, counted without them ({why})"
+        ));
+    }
     for issue in &issues {
         summary.warn(format!("{path}: {}", issue.message));
     }

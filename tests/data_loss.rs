@@ -246,3 +246,56 @@ fn a_file_in_an_agents_folder_that_yields_nothing_is_listed() {
     assert!(list[0]["path"].as_str().unwrap().ends_with("notes.jsonl"));
     assert_eq!(list[0]["agent"], "claude");
 }
+
+/// Reproduction: one absurd Codex token field (2^63) made a session cost -$9,223,371.98. Impossible values
+/// (≥ 2^63, > 10^12, negative) are rejected for their record with a warning naming the file; the record is
+/// flagged, every other value is counted, and no sum wraps.
+#[test]
+fn impossible_token_counts_are_rejected_and_flagged_never_summed() {
+    let run = common::repo().join("tests/fixtures/recorded/codex/codex-0.171.0/run13-simple");
+    let clean = report(&run.join("home"));
+    for (what, bad) in [
+        ("2^63", "9223372036854775808"),
+        ("over 10^12", "5000000000000"),
+        ("negative", "-4000"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        common::copy_tree(&run.join("home"), &home);
+        let file = main_files(&home)[0].clone();
+        let text = std::fs::read_to_string(&file).unwrap();
+        // The first usage record's output tokens.
+        let at = text
+            .find("\"type\":\"token_usage_record\"")
+            .expect("a usage record");
+        let key = "\"output_tokens\":";
+        let start = at + text[at..].find(key).unwrap() + key.len();
+        let end = start + text[start..].find([',', '}']).unwrap();
+        let old: u64 = text[start..end].parse().unwrap();
+        let mut damaged = text.clone();
+        damaged.replace_range(start..end, bad);
+        std::fs::write(&file, damaged).unwrap();
+        let got = report(&home);
+        let t = &got.out["totals"];
+        let c = &clean.out["totals"];
+        assert_eq!(t["generations"], c["generations"], "{what}");
+        assert_eq!(t["tokens"]["input"], c["tokens"]["input"], "{what}");
+        assert_eq!(
+            t["tokens"]["output"].as_u64().unwrap(),
+            c["tokens"]["output"].as_u64().unwrap() - old,
+            "{what}: only the bad value is left out"
+        );
+        assert_eq!(t["flagged_calls"], 1, "{what}");
+        let cost = t["cost_usd"].as_f64().unwrap();
+        assert!(
+            cost >= 0.0 && cost <= c["cost_usd"].as_f64().unwrap(),
+            "{what}: {cost}"
+        );
+        let fname = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            got.stderr.contains(&fname) && got.stderr.contains("impossible"),
+            "{what}: {}",
+            got.stderr
+        );
+    }
+}

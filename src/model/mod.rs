@@ -88,6 +88,26 @@ impl std::fmt::Display for Agent {
     }
 }
 
+/// The most tokens one model call can plausibly report in one bucket (10^12): a larger value (a corrupt
+/// field, an overflowed counter) is rejected for that record and the record flagged, never summed.
+pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000_000;
+
+/// The most USD one model call can plausibly cost as the agent recorded it; above (or negative) is rejected.
+pub const MAX_USD_PER_CALL: f64 = 1_000_000.0;
+
+/// Reads a token count as the agents write it (a JSON number, maybe `12.0`): `0` for a missing or zero
+/// value; `u64::MAX` (always rejected by [`Usage::reject_implausible`]) for a negative, NaN or infinite one, so
+/// that a corrupt field is flagged rather than silently read as 0.
+pub fn token_count(v: f64) -> u64 {
+    if v == 0.0 {
+        0
+    } else if v.is_finite() && v > 0.0 {
+        v.round() as u64
+    } else {
+        u64::MAX
+    }
+}
+
 /// Token counts of one model call, in the canonical meaning shared by every agent (DESIGN §3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
@@ -114,6 +134,32 @@ impl Usage {
     /// The whole prompt: uncached input + cache reads + cache writes (what tiers above 200k are measured on).
     pub fn prompt_tokens(&self) -> u64 {
         self.input + self.cache_read + self.cache_write()
+    }
+
+    /// Zeroes every bucket above [`MAX_TOKENS_PER_CALL`] (a corrupt or overflowed field: negative, NaN and
+    /// infinite values read as `u64::MAX`); returns what was rejected (`input=18446744073709551615, …`), or
+    /// `None` when every bucket is plausible.
+    pub fn reject_implausible(&mut self) -> Option<String> {
+        let mut bad = Vec::new();
+        for (name, v) in [
+            ("input", &mut self.input),
+            ("output", &mut self.output),
+            ("cache_read", &mut self.cache_read),
+            ("cache_write_5m", &mut self.cache_write_5m),
+            ("cache_write_1h", &mut self.cache_write_1h),
+            ("reasoning", &mut self.reasoning),
+        ] {
+            if *v > MAX_TOKENS_PER_CALL {
+                bad.push(if *v == u64::MAX {
+                    format!("{name} negative or not a number")
+                } else {
+                    format!("{name}={v}")
+                });
+                *v = 0;
+            }
+        }
+        self.reasoning = self.reasoning.min(self.output);
+        (!bad.is_empty()).then(|| bad.join(", "))
     }
 
     /// True when every bucket is zero (failed attempts record such usage).
@@ -364,6 +410,9 @@ pub struct Observation {
     pub input: Option<String>,
     pub output: Option<String>,
     pub metadata: Option<serde_json::Value>,
+    /// Why some of the recorded values were rejected (an impossible token count or cost); the record is
+    /// counted without them and reports mark its session.
+    pub flag: Option<String>,
 }
 
 impl Observation {
@@ -397,6 +446,7 @@ impl Observation {
             input: None,
             output: None,
             metadata: None,
+            flag: None,
         }
     }
 

@@ -194,13 +194,17 @@ pub fn compute(rates: &Rates, usage: &Usage) -> Option<CostBreakdown> {
     let output = bucket(usage.output, r.output);
     let cache_read = bucket(usage.cache_read, r.cache_read);
     let cache_write = bucket(usage.cache_write_5m, r.cache_write)
-        + bucket(usage.cache_write_1h, r.cache_write_1h);
+        .saturating_add(bucket(usage.cache_write_1h, r.cache_write_1h));
     Some(CostBreakdown {
         input,
         output,
         cache_read,
         cache_write,
-        total: input + output + cache_read + cache_write,
+        // Saturating: sums never wrap (a bucket is at most i64::MAX pico-USD, far beyond any real call).
+        total: input
+            .saturating_add(output)
+            .saturating_add(cache_read)
+            .saturating_add(cache_write),
     })
 }
 

@@ -75,6 +75,8 @@ pub struct Totals {
     pub tokens: Tokens,
     /// pico-USD.
     pub cost_pico: i64,
+    /// Model calls with a rejected (impossible) token count or cost, counted without it.
+    pub flagged: u64,
     /// Cost sources of priced generations with tokens or an agent figure.
     pub cost_sources: BTreeSet<&'static str>,
     /// Models whose tokens had no price.
@@ -100,12 +102,14 @@ impl Totals {
                 self.generations += 1;
                 self.generation_errors += u64::from(fact.error);
                 let u = &fact.usage;
-                self.tokens.input += u.input;
-                self.tokens.cache_read += u.cache_read;
-                self.tokens.cache_write += u.cache_write();
-                self.tokens.output += u.output;
-                self.tokens.reasoning += u.reasoning;
-                self.cost_pico += fact.cost_pico;
+                // Checked: a sum saturates instead of wrapping (values are bounded at import anyway).
+                self.tokens.input = self.tokens.input.saturating_add(u.input);
+                self.tokens.cache_read = self.tokens.cache_read.saturating_add(u.cache_read);
+                self.tokens.cache_write = self.tokens.cache_write.saturating_add(u.cache_write());
+                self.tokens.output = self.tokens.output.saturating_add(u.output);
+                self.tokens.reasoning = self.tokens.reasoning.saturating_add(u.reasoning);
+                self.cost_pico = self.cost_pico.saturating_add(fact.cost_pico);
+                self.flagged += u64::from(fact.flagged);
                 if fact.unpriced {
                     let model = match (&fact.provider, &fact.model) {
                         (Some(p), Some(m)) => format!("{p}/{m}"),
@@ -278,6 +282,7 @@ mod tests {
             cost_source: CostSource::Agent,
             unpriced: false,
             duration_ms: None,
+            flagged: false,
         }
     }
 

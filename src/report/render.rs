@@ -33,6 +33,7 @@ fn counters(t: &Totals) -> serde_json::Map<String, Value> {
     m.insert("subagents".into(), json!(t.subagents));
     m.insert("tokens".into(), json!(t.tokens));
     m.insert("cost_usd".into(), json!(pico_to_usd(t.cost_pico)));
+    m.insert("flagged_calls".into(), json!(t.flagged));
     m
 }
 
@@ -272,6 +273,12 @@ pub fn render_table(
         } else {
             printable(key).into_owned()
         };
+        // Flagged: some recorded value of this row was impossible and left out.
+        let label = if t.flagged > 0 {
+            format!("{label} ⚑")
+        } else {
+            label
+        };
         table.add_row(usage_row(grouping, label, t));
         if agents.len() > 1 {
             for (agent, t) in agg.by_agent.get(key).into_iter().flatten() {
@@ -281,6 +288,13 @@ pub fn render_table(
     }
     table.add_row(usage_row(grouping, "Total".into(), &agg.totals));
     let mut out = table.to_string();
+    if agg.totals.flagged > 0 {
+        out.push_str(&format!(
+            "\n⚠ {} model call(s) recorded impossible token counts or costs (negative, not a number, over 10^12 \
+             tokens); they are counted without those values. The import warnings name the files.",
+            agg.totals.flagged
+        ));
+    }
     if !agg.totals.unpriced_models.is_empty() {
         out.push_str(&format!(
             "\n⚠ unpriced: tokens of {} have no price (cost shown excludes them). Add a [prices.\"MODEL\"] entry to the config file, see `tokentrace prices MODEL`.",

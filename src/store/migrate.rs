@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0004_scores_leases.sql"),
     },
+    Migration {
+        version: 5,
+        what: "observation flags",
+        prepare: None,
+        sql: include_str!("migrations/0005_flags.sql"),
+    },
 ];
 
 /// The schema version this build writes.

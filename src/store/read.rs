@@ -122,6 +122,8 @@ pub struct Fact {
     pub cost_source: CostSource,
     pub unpriced: bool,
     pub duration_ms: Option<i64>,
+    /// A value of this record was rejected at import (see `Observation::flag`).
+    pub flagged: bool,
 }
 
 /// One observation of a trace tree.
@@ -268,12 +270,12 @@ impl Store {
         let (cond, params) = filter.sql();
         let sql = format!(
             "SELECT o.kind, o.level, o.start_ms, o.end_ms, o.name, COALESCE(o.response_model, o.model), o.provider, {TOKEN_COLUMNS},
-                    o.cost_total, o.cost_source, o.unpriced, o.session_key
+                    o.cost_total, o.cost_source, o.unpriced, o.session_key, o.flag IS NOT NULL
              FROM observations o JOIN sessions s ON s.key = o.session_key LEFT JOIN files f ON f.id = s.file_id
              WHERE o.kind IN ('generation', 'tool', 'agent') AND {cond}
              UNION ALL
              SELECT 'prompt', NULL, t.start_ms, t.end_ms, '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                    NULL, NULL, NULL, t.session_key
+                    NULL, NULL, NULL, t.session_key, 0
              FROM traces t JOIN sessions s ON s.key = t.session_key LEFT JOIN files f ON f.id = s.file_id
              WHERE t.is_prompt = 1 AND {cond}"
         );
@@ -313,6 +315,7 @@ impl Store {
                 ),
                 unpriced: r.get::<_, Option<bool>>(15)?.unwrap_or(false),
                 duration_ms: start.zip(end).map(|(s, e)| e - s),
+                flagged: r.get::<_, Option<bool>>(17)?.unwrap_or(false),
             });
         }
         Ok(())

@@ -312,9 +312,9 @@ fn upsert_observation(tx: &Transaction<'_>, o: &Observation, file_id: i64) -> Re
             completion_start_ms, level, status_message, model, response_model, provider,
             input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens,
             agent_cost, cost_input, cost_output, cost_cache_read, cost_cache_write, cost_total, cost_source, unpriced,
-            input, output, metadata, file_id)
+            input, output, metadata, file_id, flag)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-                 ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)
+                 ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)
          ON CONFLICT(id) DO UPDATE SET
            trace_id = COALESCE(excluded.trace_id, observations.trace_id),
            parent_id = COALESCE(observations.parent_id, excluded.parent_id),
@@ -347,7 +347,9 @@ fn upsert_observation(tx: &Transaction<'_>, o: &Observation, file_id: i64) -> Re
            input = COALESCE(excluded.input, observations.input),
            output = COALESCE(excluded.output, observations.output),
            metadata = COALESCE(excluded.metadata, observations.metadata),
-           file_id = COALESCE(observations.file_id, excluded.file_id)",
+           file_id = COALESCE(observations.file_id, excluded.file_id),
+           flag = CASE WHEN excluded.input_tokens IS NOT NULL OR excluded.agent_cost IS NOT NULL
+                       THEN excluded.flag ELSE COALESCE(excluded.flag, observations.flag) END",
     )?;
     let u = o.usage;
     let c = o.cost;
@@ -387,6 +389,7 @@ fn upsert_observation(tx: &Transaction<'_>, o: &Observation, file_id: i64) -> Re
         o.output,
         json(&o.metadata),
         file_id,
+        o.flag,
     ])?;
     Ok(())
 }

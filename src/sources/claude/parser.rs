@@ -1234,10 +1234,7 @@ fn read_meta(path: &Path) -> Option<AgentMeta> {
 }
 
 fn tokens(v: Option<f64>) -> u64 {
-    match v {
-        Some(v) if v.is_finite() && v > 0.0 => v.round() as u64,
-        _ => 0,
-    }
+    v.map_or(0, crate::model::token_count)
 }
 
 /// Claude usage → canonical usage: `input_tokens` is already uncached; cache writes split into 5m and 1h

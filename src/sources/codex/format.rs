@@ -103,12 +103,7 @@ impl TokenUsage {
             match obj.get(k) {
                 Some(Value::Number(n)) => n
                     .as_u64()
-                    .or_else(|| {
-                        n.as_f64()
-                            .filter(|f| f.is_finite() && *f > 0.0)
-                            .map(|f| f.round() as u64)
-                    })
-                    .unwrap_or(0),
+                    .unwrap_or_else(|| n.as_f64().map_or(0, crate::model::token_count)),
                 _ => 0,
             }
         };

@@ -147,8 +147,7 @@ impl<'a> Message<'a> {
         let n = |k: &str| {
             t.get(k)
                 .and_then(Value::as_f64)
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .map_or(0, |v| v.round() as u64)
+                .map_or(0, crate::model::token_count)
         };
         Some(Tokens {
             input: n("input"),
@@ -240,7 +239,7 @@ impl Tokens {
     pub fn usage(&self) -> Usage {
         Usage {
             input: self.input.saturating_sub(self.cached),
-            output: self.output + self.thoughts,
+            output: self.output.saturating_add(self.thoughts),
             cache_read: self.cached,
             cache_write_5m: 0,
             cache_write_1h: 0,

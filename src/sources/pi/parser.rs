@@ -777,11 +777,7 @@ impl PiParser {
 }
 
 fn tokens(v: f64) -> u64 {
-    if v.is_finite() && v > 0.0 {
-        v.round() as u64
-    } else {
-        0
-    }
+    crate::model::token_count(v)
 }
 
 /// pi usage → canonical usage (DESIGN §3: `input` already uncached, `cacheWrite1h` ⊂ `cacheWrite`).
