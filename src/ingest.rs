@@ -116,6 +116,11 @@ impl Enricher {
         Enricher::try_new(config, home, &HashMap::new()).expect("valid privacy settings")
     }
 
+    /// The pricer applied to every generation (also used to re-price the store when prices change).
+    pub fn pricer(&self) -> &Pricer {
+        &self.pricer
+    }
+
     /// Rejects impossible values, prices generations, sets channel and user, and applies the privacy layer.
     /// Returns the time the privacy layer took, ns.
     pub fn apply(&self, records: &mut [Record], redactions: &mut RedactionCounts) -> u64 {

@@ -4,6 +4,7 @@
 mod doctor;
 mod prices;
 mod report;
+mod reprice;
 mod show;
 mod sync;
 
@@ -75,6 +76,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Show the price tokentrace uses for a model and where it comes from.
     Prices(prices::PricesArgs),
+    /// Price every stored generation again with the prices in effect (table and config overrides).
+    Reprice(reprice::RepriceArgs),
 }
 
 /// Where sessions are read from: `--source` and `--path`, shared by commands that import.
@@ -186,6 +189,8 @@ impl Context {
         let files: Vec<DiscoveredFile> = found.files;
         let enricher =
             Enricher::try_new(self.config.clone(), self.env.home.clone(), &self.env.vars)?;
+        // Prices follow the config: costs imported under other prices are re-priced first.
+        reprice::follow_prices(store, enricher.pricer())?;
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mut summary = ingest::import(store, &files, &enricher, interactive)?;
         summary.add_problems(&found.problems);
@@ -241,6 +246,7 @@ pub fn run() -> Result<()> {
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Prices(args) => prices::run(&ctx, args),
+        Command::Reprice(args) => reprice::run(&ctx, args),
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! A zero from the agent with non-zero tokens means "not priced by the agent" (custom models default to 0).
 
+pub mod fingerprint;
 pub mod table;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::model::{Cost, CostBreakdown, CostSource, Kind, Observation, Pico, Usage, PICO_PER_USD};
+pub use fingerprint::PriceFingerprint;
 pub use table::{PriceTable, Rates};
 
 /// A user price from the config file, in USD per million tokens.
@@ -76,6 +78,12 @@ impl Pricer {
     /// `overrides` keys are `model` or `provider/model`.
     pub fn new(overrides: HashMap<String, OverridePrice>) -> Pricer {
         Pricer { overrides }
+    }
+
+    /// The fingerprint of the prices this pricer applies (bundled table and overrides): stored costs
+    /// computed under another fingerprint are out of date.
+    pub fn fingerprint(&self) -> PriceFingerprint {
+        PriceFingerprint::new(&self.overrides)
     }
 
     /// The price for `model` (optionally of `provider`), or `None` when it is unpriced.

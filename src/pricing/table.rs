@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 /// The bundled table, as JSON text.
-const BUNDLED_JSON: &str = include_str!("../../data/prices/model_prices_and_context_window.json");
+pub(crate) const BUNDLED_JSON: &str =
+    include_str!("../../data/prices/model_prices_and_context_window.json");
 /// The LiteLLM release the bundled table comes from (see `data/prices/SOURCE.md`).
 pub const BUNDLED_VERSION: &str = "litellm 1.109.1";
 

@@ -7,6 +7,7 @@
 mod migrate;
 pub mod outbox;
 pub mod read;
+mod reprice;
 mod write;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use reprice::{ModelRepricing, Repricing, PRICE_FINGERPRINT_KEY};
 pub use write::{Chunk, FileUpdate};
 
 /// Current schema version (`PRAGMA user_version`).

@@ -153,7 +153,10 @@ impl Store {
 }
 
 /// Marks traces as changed: each gets a new `seq`, so every sink sees them as pending again.
-fn bump_traces<'a>(tx: &Transaction<'_>, ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
+pub(super) fn bump_traces<'a>(
+    tx: &Transaction<'_>,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
     let mut ids = ids.into_iter().peekable();
     if ids.peek().is_none() {
         return Ok(());
