@@ -2,6 +2,9 @@ fn main() {
     restore_sigpipe();
     if let Err(err) = tokentrace::cli::run() {
         eprintln!("tokentrace: error: {err:#}");
+        if let Some(hint) = tokentrace::store::explain_error(&err) {
+            eprintln!("tokentrace: {hint}");
+        }
         std::process::exit(1);
     }
 }

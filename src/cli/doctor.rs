@@ -32,7 +32,7 @@ fn privacy_report(ctx: &Context, json_out: bool) -> Result<()> {
         .collect();
     let store_path = ctx.store_path();
     let counts = if store_path.exists() {
-        ctx.open_store()?.redaction_counts()?
+        ctx.open_store_read_only()?.redaction_counts()?
     } else {
         Default::default()
     };
@@ -119,7 +119,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
     }
     let store_path = ctx.store_path();
     let store = if store_path.exists() {
-        Some(ctx.open_store()?)
+        Some(ctx.open_store_read_only()?)
     } else {
         None
     };

@@ -6,6 +6,7 @@ mod prices;
 mod report;
 mod reprice;
 mod show;
+mod store;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ pub enum Command {
     Prices(prices::PricesArgs),
     /// Price every stored generation again with the prices in effect (table and config overrides).
     Reprice(reprice::RepriceArgs),
+    /// Maintain the store: `store rebuild` re-imports everything from the session files.
+    Store(store::StoreArgs),
 }
 
 /// Where sessions are read from: `--source` and `--path`, shared by commands that import.
@@ -157,6 +160,12 @@ impl Context {
 
     pub fn open_store(&self) -> Result<Store> {
         Store::open(&self.store_path())
+    }
+
+    /// The store for a command that only reads (works on a read-only or full disk; see
+    /// [`Store::open_read_only`]).
+    pub fn open_store_read_only(&self) -> Result<Store> {
+        Store::open_read_only(&self.store_path())
     }
 
     /// The roots to search: `--path` directories, else the agents' default locations.
@@ -247,6 +256,7 @@ pub fn run() -> Result<()> {
         Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Prices(args) => prices::run(&ctx, args),
         Command::Reprice(args) => reprice::run(&ctx, args),
+        Command::Store(args) => store::run(&ctx, args),
     }
 }
 

@@ -97,7 +97,11 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
     if let (Some(s), Some(u)) = (args.since, args.until) {
         anyhow::ensure!(s <= u, "--since {s} is after --until {u}");
     }
-    let mut store = ctx.open_store()?;
+    let mut store = if args.sources.no_import {
+        ctx.open_store_read_only()?
+    } else {
+        ctx.open_store()?
+    };
     let mut unreadable = 0;
     if !args.sources.no_import {
         let summary = ctx.import(&mut store, &args.sources)?;

@@ -22,7 +22,7 @@ pub struct ShowArgs {
 }
 
 pub fn run(ctx: &Context, args: ShowArgs) -> Result<()> {
-    let store = ctx.open_store()?;
+    let store = ctx.open_store_read_only()?;
     print!("{}", render(&store, &args.id, args.events)?);
     Ok(())
 }

@@ -4,9 +4,11 @@
 //! file's offset and parser checkpoint together, so a crash at any point loses and duplicates nothing.
 //! Reads for reports, `show` and `doctor` are in [`read`].
 
+mod lock;
 mod migrate;
 pub mod outbox;
 pub mod read;
+mod rebuild;
 mod reprice;
 mod write;
 
@@ -16,11 +18,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use rebuild::CarryOver;
 pub use reprice::{ModelRepricing, Repricing, PRICE_FINGERPRINT_KEY};
 pub use write::{Chunk, FileUpdate};
 
 /// Current schema version (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = migrate::LATEST;
+
+/// What to do about a store error (locked, read-only, full, damaged), naming the store; `None` for errors
+/// that are not the store's.
+pub fn explain_error(err: &anyhow::Error) -> Option<String> {
+    lock::explain(err)
+}
 
 /// The store file name inside the data directory.
 pub const DB_FILE: &str = "tokentrace.db";
@@ -105,13 +114,69 @@ impl Store {
         Self::init(conn, path.to_path_buf())
     }
 
+    /// Opens the store for reading only (`report --no-import`, `show`, `doctor`): works on a read-only
+    /// directory or a full disk, and never blocks a running import. A store that does not exist yet reads as
+    /// empty. A store from an older tokentrace is migrated first when it can be written; otherwise the error
+    /// says which command upgrades it.
+    ///
+    /// Errors: the file is not a SQLite database, it is newer than this build, or it needs an upgrade that
+    /// cannot be written here.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        if !path.exists() {
+            let mut store = Self::open_in_memory()?;
+            store.path = path.to_path_buf();
+            return Ok(store);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let open = |uri: String| -> Result<Connection> {
+            let mut conn = Connection::open_with_flags(uri, flags)?;
+            lock::install(&mut conn, path);
+            // A read-only WAL store needs its `-shm` file; on a read-only directory without one, this fails.
+            let _: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok(conn)
+        };
+        let uri = format!("file:{}", path.display());
+        let conn = match open(uri.clone()) {
+            Ok(c) => c,
+            // The directory is read-only and the WAL index cannot be created: read the file as it is.
+            Err(_) => open(format!("{uri}?immutable=1"))
+                .with_context(|| format!("cannot open store {} for reading", path.display()))?,
+        };
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < migrate::LATEST {
+            drop(conn);
+            return Self::open(path).with_context(|| {
+                format!(
+                    "store {} was written by an older tokentrace and must be upgraded once, which needs \
+                     write access: run `tokentrace report` where the data directory is writable",
+                    path.display()
+                )
+            });
+        }
+        if version > migrate::LATEST {
+            anyhow::bail!(
+                "store {} has schema version {version}, newer than this tokentrace understands ({}); \
+                 upgrade tokentrace, or point --data-dir at another directory",
+                path.display(),
+                migrate::LATEST
+            );
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// An in-memory store (tests).
     pub fn open_in_memory() -> Result<Store> {
         Self::init(Connection::open_in_memory()?, PathBuf::from(":memory:"))
     }
 
     fn init(mut conn: Connection, path: PathBuf) -> Result<Store> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        lock::install(&mut conn, &path);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // 32 MB page cache: imports touch the observation indexes all over; stays within the RSS budget.
