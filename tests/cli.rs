@@ -337,3 +337,160 @@ fn a_closed_stdout_ends_the_report_quietly() {
         out.status
     );
 }
+
+/// The README's quick start (the `cargo run -- …` line), run with the built binary and `HOME` in a temp dir,
+/// leaves nothing behind under `HOME`.
+#[test]
+fn the_readme_quick_start_leaves_nothing_in_home() {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("cargo run -- "))
+        .expect("a `cargo run -- …` quick start line");
+    let args: Vec<&str> = line
+        .trim()
+        .trim_start_matches("cargo run -- ")
+        .split_whitespace()
+        .collect();
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args(&args)
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("TOKENTRACE_DATA_DIR")
+        .env_remove("TOKENTRACE_CONFIG")
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("Total"), "{text}");
+    let left: Vec<_> = walkdir::WalkDir::new(home.path())
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(left.is_empty(), "the quick start wrote {left:?}");
+}
+
+/// `tokentrace` alone is the daily report, and report options work without the subcommand (as in ccusage).
+#[test]
+fn no_subcommand_is_the_daily_report() {
+    let data = tempfile::tempdir().unwrap();
+    let args = ["--path", "examples", "--tz", "UTC", "--json", "--ephemeral"];
+    let bare = stdout(&run(&args, data.path()));
+    let mut with = vec!["report", "daily"];
+    with.extend(args);
+    assert_eq!(bare, stdout(&run(&with, data.path())));
+    let doc: serde_json::Value = serde_json::from_str(&bare).unwrap();
+    assert_eq!(doc["grouping"], "daily");
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let data = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F _tokentrace"),
+        ("zsh", "#compdef tokentrace"),
+        ("fish", "complete -c tokentrace"),
+    ] {
+        let text = stdout(&run(&["completions", shell], data.path()));
+        assert!(text.contains(marker), "{shell}: {text:.200}");
+        assert!(
+            text.contains("report") && text.contains("doctor"),
+            "{shell}"
+        );
+    }
+}
+
+/// Errors that teach: a missing `--config` file, a malformed endpoint (a config error at start naming the
+/// variable, not "unreachable, will retry"); `doctor` still runs on a broken config and explains it first;
+/// `sync --json` prints JSON when no backend is configured.
+#[test]
+fn configuration_errors_are_explained() {
+    let data = tempfile::tempdir().unwrap();
+    let missing = run(&["report", "--config", "/nonexistent/tt.toml"], data.path());
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("/nonexistent/tt.toml") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args(["sync", "--ephemeral", "--path", "examples"])
+        .env("HOME", data.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && err.contains("http://"),
+        "{err}"
+    );
+
+    let cfg = data.path().join("broken.toml");
+    std::fs::write(&cfg, "channel = [unclosed\n").unwrap();
+    let doctor = run(&["doctor", "--config", cfg.to_str().unwrap()], data.path());
+    let text = stdout(&doctor);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap_or("")
+            .contains("config cannot be used")
+            && text.contains("broken.toml"),
+        "{text}"
+    );
+    let report = run(&["report", "--config", cfg.to_str().unwrap()], data.path());
+    assert_eq!(report.status.code(), Some(1));
+
+    let sync = run(
+        &["sync", "--json", "--ephemeral", "--path", "examples"],
+        data.path(),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&sync)).unwrap();
+    assert_eq!(doc["sinks"], serde_json::json!([]));
+}
+
+/// `show` imports first, takes `--tz`, ends with the session's total, and draws one branch per prompt.
+#[test]
+fn show_imports_first_and_prints_local_times_and_a_total() {
+    let data = tempfile::tempdir().unwrap();
+    let tree = stdout(&run(
+        &[
+            "show",
+            "01a20986-dbd7",
+            "--path",
+            "examples/pi/pi-0.87.1/09-tree-branch",
+            "--tz",
+            "Asia/Tokyo",
+        ],
+        data.path(),
+    ));
+    assert!(tree.lines().next().unwrap().contains("JST"), "{tree}");
+    assert!(
+        tree.contains("├─ pi prompt 1") && tree.contains("└─ pi prompt 3"),
+        "{tree}"
+    );
+    let total = tree.lines().last().unwrap();
+    assert!(
+        total.starts_with("total: 3 prompt(s), 7 model call(s)") && total.ends_with("$0.012120"),
+        "{total}"
+    );
+}
+
+/// `-v` logs carry no colour codes into a pipe.
+#[test]
+fn verbose_logs_have_no_colour_codes_in_pipes() {
+    let data = tempfile::tempdir().unwrap();
+    let out = run(
+        &["report", "-v", "--path", "examples", "--ephemeral"],
+        data.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("imported"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}

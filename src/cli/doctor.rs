@@ -175,7 +175,11 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         .map(|s| s.cost_mismatches(super::report::COST_TOLERANCE_PICO))
         .transpose()?
         .unwrap_or_default();
-    let endpoints = crate::sinks::endpoint::configured(&ctx.env)?;
+    // A backend configuration error is shown, not fatal: doctor is where it gets explained.
+    let (endpoints, endpoint_error) = match crate::sinks::endpoint::configured(&ctx.env) {
+        Ok(e) => (e, None),
+        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+    };
     let sinks: Vec<serde_json::Value> = endpoints
         .iter()
         .map(|e| -> Result<serde_json::Value> {
@@ -206,6 +210,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
                        "size_bytes": std::fs::metadata(&store_path).map(|m| m.len()).ok(),
                        "sessions": counts.map(|c| c.0), "traces": counts.map(|c| c.1),
                        "observations": counts.map(|c| c.2), "files": counts.map(|c| c.3) },
+            "config_error": ctx.config_error, "backend_error": endpoint_error,
             "config": { "path": ctx.config_path, "exists": config_exists,
                         "capture": ctx.config.capture.clone().unwrap_or_else(|| "full".into()),
                         "channel": ctx.config.channel, "user": ctx.config.user, "channel_rules": ctx.config.channels.len(),
@@ -237,6 +242,12 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
         return Ok(());
     }
 
+    if let Some(e) = &ctx.config_error {
+        println!("⚠ The config cannot be used (defaults are shown below): {e}\n");
+    }
+    if let Some(e) = &endpoint_error {
+        println!("⚠ Backend configuration error (sync would stop here): {e}\n");
+    }
     println!("Sources");
     for (root, exists, n, bytes) in &found {
         let agent = root.agent.map(|a| a.as_str()).unwrap_or("any");

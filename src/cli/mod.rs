@@ -22,6 +22,7 @@ use crate::store::{Store, DB_FILE};
 
 const AFTER_HELP: &str = "\
 Examples:
+  tokentrace                                   the daily report (same as `tokentrace report daily`)
   tokentrace report daily                      cost and tokens per day, all agents
   tokentrace report session --since 2026-11-01 one row per session since November
   tokentrace report model --json               per-model totals as JSON
@@ -32,6 +33,9 @@ Examples:
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 tokentrace sync
                                                deliver traces to an OTLP backend (Langfuse: LANGFUSE_* keys)
   tokentrace sync --dry-run out/               write the OTLP/JSON requests instead of sending
+  tokentrace report --path examples --ephemeral  try it on a folder without writing a store
+  tokentrace store rebuild                     re-import everything into a fresh store
+  tokentrace completions zsh > ~/.zfunc/_tokentrace   shell completions (bash, zsh, fish)
 
 Data lives in $XDG_DATA_HOME/tokentrace (override: --data-dir, TOKENTRACE_DATA_DIR).
 Config: $XDG_CONFIG_HOME/tokentrace/config.toml (override: --config, TOKENTRACE_CONFIG).";
@@ -47,8 +51,9 @@ Config: $XDG_CONFIG_HOME/tokentrace/config.toml (override: --config, TOKENTRACE_
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// What to do; without one, tokentrace prints the daily report (`report daily`), as ccusage does.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Options every command accepts.
@@ -57,9 +62,14 @@ pub struct Global {
     /// Directory of the store (default: $XDG_DATA_HOME/tokentrace).
     #[arg(long, global = true, env = "TOKENTRACE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Config file (default: $XDG_CONFIG_HOME/tokentrace/config.toml).
+    /// Config file (default: $XDG_CONFIG_HOME/tokentrace/config.toml). A file given here (or in
+    /// TOKENTRACE_CONFIG) must exist.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Use a throwaway in-memory store: nothing is written anywhere (try-outs, one-off reports of a folder;
+    /// every run reads everything again).
+    #[arg(long, global = true)]
+    pub ephemeral: bool,
     /// Log more (-v: info, -vv: debug). Also: TOKENTRACE_DEBUG=1.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -81,6 +91,12 @@ pub enum Command {
     Reprice(reprice::RepriceArgs),
     /// Maintain the store: `store rebuild` re-imports everything from the session files.
     Store(store::StoreArgs),
+    /// Print a shell completion script: `tokentrace completions bash > ~/.local/share/bash-completion/completions/tokentrace`
+    /// (zsh: into a directory on $fpath as `_tokentrace`; fish: `~/.config/fish/completions/tokentrace.fish`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Where sessions are read from: `--source` and `--path`, shared by commands that import.
@@ -135,12 +151,29 @@ pub struct Context {
     pub config: Config,
     pub config_path: Option<PathBuf>,
     pub data_dir: PathBuf,
+    /// `--ephemeral`: an in-memory store.
+    pub ephemeral: bool,
+    /// Why the config could not be used (only `doctor` runs with a broken config, to explain it).
+    pub config_error: Option<String>,
 }
 
 impl Context {
     pub fn new(global: &Global) -> Result<Context> {
         let env = Env::from_process();
         let config_path = config_path(global.config.as_deref(), &env);
+        let explicit = global.config.is_some() || env.var("TOKENTRACE_CONFIG").is_some();
+        if let (true, Some(p)) = (explicit, &config_path) {
+            anyhow::ensure!(
+                p.exists(),
+                "config file {} does not exist (given by {}); create it or leave the option out",
+                p.display(),
+                if global.config.is_some() {
+                    "--config"
+                } else {
+                    "TOKENTRACE_CONFIG"
+                }
+            );
+        }
         let config = Config::load(config_path.as_deref())?.with_env(&env)?;
         let data_dir = match &global.data_dir {
             Some(d) => d.clone(),
@@ -151,7 +184,32 @@ impl Context {
             config,
             config_path,
             data_dir,
+            ephemeral: global.ephemeral,
+            config_error: None,
         })
+    }
+
+    /// Like [`Context::new`], but a config that cannot be used is kept as an error message (with the default
+    /// config in effect) instead of failing: `doctor` is the command that explains it.
+    pub fn new_lenient(global: &Global) -> Result<Context> {
+        match Context::new(global) {
+            Ok(ctx) => Ok(ctx),
+            Err(e) => {
+                let env = Env::from_process();
+                let data_dir = match &global.data_dir {
+                    Some(d) => d.clone(),
+                    None => default_data_dir(&env)?,
+                };
+                Ok(Context {
+                    config_path: config_path(global.config.as_deref(), &env),
+                    config: Config::default(),
+                    env,
+                    data_dir,
+                    ephemeral: global.ephemeral,
+                    config_error: Some(format!("{e:#}")),
+                })
+            }
+        }
     }
 
     pub fn store_path(&self) -> PathBuf {
@@ -159,12 +217,18 @@ impl Context {
     }
 
     pub fn open_store(&self) -> Result<Store> {
+        if self.ephemeral {
+            return Store::open_in_memory();
+        }
         Store::open(&self.store_path())
     }
 
     /// The store for a command that only reads (works on a read-only or full disk; see
     /// [`Store::open_read_only`]).
     pub fn open_store_read_only(&self) -> Result<Store> {
+        if self.ephemeral {
+            return Store::open_in_memory();
+        }
         Store::open_read_only(&self.store_path())
     }
 
@@ -246,17 +310,52 @@ pub fn print_import_warnings(summary: &ImportSummary) {
 
 /// Runs the command line; returns the process exit code.
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+    // Without a subcommand tokentrace is `report` (daily by default), as ccusage is: `tokentrace`,
+    // `tokentrace --since 2026-11-01`, `tokentrace session --json` all work.
+    let as_report = || {
+        let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        args.insert(1.min(args.len()), "report".into());
+        Cli::try_parse_from(args)
+    };
+    let cli = match Cli::try_parse() {
+        Ok(cli) if cli.command.is_none() => as_report().unwrap_or_else(|e| e.exit()),
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::UnknownArgument | clap::error::ErrorKind::InvalidSubcommand
+            ) =>
+        {
+            as_report().unwrap_or_else(|_| e.exit())
+        }
+        Err(e) => e.exit(),
+    };
     init_logging(cli.global.verbose);
+    let command = cli.command.expect("a command");
+    if let Command::Completions { shell } = command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "tokentrace",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
+    if let Command::Doctor(args) = command {
+        // doctor runs with a broken config: it is the command that explains it.
+        let ctx = Context::new_lenient(&cli.global)?;
+        return doctor::run(&ctx, args);
+    }
     let ctx = Context::new(&cli.global)?;
-    match cli.command {
+    match command {
         Command::Report(args) => report::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Sync(args) => sync::run(&ctx, args),
-        Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Prices(args) => prices::run(&ctx, args),
         Command::Reprice(args) => reprice::run(&ctx, args),
         Command::Store(args) => store::run(&ctx, args),
+        Command::Doctor(_) | Command::Completions { .. } => unreachable!("handled above"),
     }
 }
 
@@ -270,8 +369,12 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTRACE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("tokentrace={level}")));
+    // Colour codes only on a terminal (never in pipes or log files), and never with NO_COLOR.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .without_time()
         .try_init();

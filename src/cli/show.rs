@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use super::Context;
-use crate::model::{pico_to_usd, time::format_utc_ms, Kind, Level};
+use super::{print_import_warnings, Context, SourceArgs};
+use crate::model::{pico_to_usd, Kind, Level};
 use crate::report::printable;
 use crate::store::read::{ObservationRow, TraceRow};
 use crate::store::Store;
@@ -19,16 +19,98 @@ pub struct ShowArgs {
     /// Also list events (model changes, labels, retry markers, …).
     #[arg(long)]
     pub events: bool,
+    /// Time zone of the times shown (IANA name such as Europe/Berlin, or UTC). Default: local.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 }
 
 pub fn run(ctx: &Context, args: ShowArgs) -> Result<()> {
-    let store = ctx.open_store_read_only()?;
-    print!("{}", render(&store, &args.id, args.events)?);
+    let tz = super::report::time_zone(args.tz.as_deref())?;
+    // Like `report`, show imports what is new first (a session still running shows its latest turns);
+    // `--no-import` reads the store as it is, read-only.
+    let store = if args.sources.no_import {
+        ctx.open_store_read_only()?
+    } else {
+        let mut store = ctx.open_store()?;
+        let summary = ctx.import(&mut store, &args.sources)?;
+        print_import_warnings(&summary);
+        store
+    };
+    print!("{}", render(&store, &args.id, args.events, &tz)?);
     Ok(())
 }
 
-/// The tree of the session or trace `id` as text.
-pub fn render(store: &Store, id: &str, events: bool) -> Result<String> {
+/// `ms` as a local time in `tz` (`2026-11-23 17:49:22 CET`).
+fn when(ms: Option<i64>, tz: &jiff::tz::TimeZone) -> String {
+    ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Sums over a session's observations for its total line.
+#[derive(Default)]
+struct Total {
+    prompts: u64,
+    calls: u64,
+    call_errors: u64,
+    tools: u64,
+    tool_errors: u64,
+    usage: crate::model::Usage,
+    cost: i64,
+}
+
+impl Total {
+    fn add(&mut self, is_prompt: bool, obs: &[ObservationRow]) {
+        self.prompts += u64::from(is_prompt);
+        for o in obs {
+            match o.kind {
+                Kind::Generation => {
+                    self.calls += 1;
+                    self.call_errors += u64::from(o.level == Level::Error);
+                    if let Some(u) = o.usage {
+                        self.usage.input += u.input;
+                        self.usage.output += u.output;
+                        self.usage.cache_read += u.cache_read;
+                        self.usage.cache_write_5m += u.cache_write();
+                        self.usage.reasoning += u.reasoning;
+                    }
+                    self.cost = self.cost.saturating_add(o.cost_pico.unwrap_or(0));
+                }
+                Kind::Tool => {
+                    self.tools += 1;
+                    self.tool_errors += u64::from(o.level == Level::Error);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "total: {} prompt(s), {} model call(s) ({} failed), {} tool call(s) ({} failed); tokens in {} out {} \
+             cache r/w {}/{}; ${:.6}",
+            self.prompts,
+            self.calls,
+            self.call_errors,
+            self.tools,
+            self.tool_errors,
+            self.usage.input,
+            self.usage.output,
+            self.usage.cache_read,
+            self.usage.cache_write_5m,
+            pico_to_usd(self.cost)
+        )
+    }
+}
+
+/// The tree of the session or trace `id` as text, times in `tz`.
+pub fn render(store: &Store, id: &str, events: bool, tz: &jiff::tz::TimeZone) -> Result<String> {
     let id = id.trim();
     if id.is_empty() {
         bail!("give a session or trace id (see `tokentrace report session`)");
@@ -48,14 +130,24 @@ pub fn render(store: &Store, id: &str, events: bool) -> Result<String> {
                     .as_deref()
                     .map(|c| format!(", {}", printable(c)))
                     .unwrap_or_default(),
-                s.start_ms.map(format_utc_ms).unwrap_or_default(),
-                s.end_ms.map(format_utc_ms).unwrap_or_default(),
+                when(s.start_ms, tz),
+                when(s.end_ms, tz),
             );
-            for t in store.traces_of(&s.key)? {
-                trace_tree(store, &t, events, &mut out)?;
+            let traces = store.traces_of(&s.key)?;
+            let mut total = Total::default();
+            for (i, t) in traces.iter().enumerate() {
+                let last = i + 1 == traces.len();
+                let obs = trace_tree(store, t, events, last, &mut out)?;
+                total.add(t.is_prompt, &obs);
             }
+            let _ = writeln!(out, "{}", total.line());
         }
-        (0, 1) => trace_tree(store, &traces[0], events, &mut out)?,
+        (0, 1) => {
+            let obs = trace_tree(store, &traces[0], events, true, &mut out)?;
+            let mut total = Total::default();
+            total.add(traces[0].is_prompt, &obs);
+            let _ = writeln!(out, "{}", total.line());
+        }
         (0, 0) => bail!(
             "no session or trace matches '{id}' (ids come from `tokentrace report session --json`)"
         ),
@@ -87,10 +179,19 @@ fn one_line(text: &str, max: usize) -> String {
     printable(&flat).into_owned()
 }
 
-fn trace_tree(store: &Store, t: &TraceRow, events: bool, out: &mut String) -> Result<()> {
+/// Writes one trace as a branch of the session (`last`: the session's last trace) and returns its
+/// observations (events included).
+fn trace_tree(
+    store: &Store,
+    t: &TraceRow,
+    events: bool,
+    last: bool,
+    out: &mut String,
+) -> Result<Vec<ObservationRow>> {
     let _ = writeln!(
         out,
-        "└─ {} [trace {}]  {}  {}",
+        "{} {} [trace {}]  {}  {}",
+        if last { "└─" } else { "├─" },
         printable(t.name.as_deref().unwrap_or("trace")),
         &t.id[..12],
         duration(t.start_ms, t.end_ms),
@@ -99,9 +200,9 @@ fn trace_tree(store: &Store, t: &TraceRow, events: bool, out: &mut String) -> Re
             .map(|i| format!("“{}”", one_line(i, 60)))
             .unwrap_or_default()
     );
-    let obs: Vec<ObservationRow> = store
-        .observations_of(&t.id)?
-        .into_iter()
+    let all: Vec<ObservationRow> = store.observations_of(&t.id)?;
+    let obs: Vec<&ObservationRow> = all
+        .iter()
         .filter(|o| events || o.kind != Kind::Event)
         .collect();
     let known: std::collections::HashSet<&str> = obs.iter().map(|o| o.id.as_str()).collect();
@@ -110,8 +211,8 @@ fn trace_tree(store: &Store, t: &TraceRow, events: bool, out: &mut String) -> Re
         let parent = o.parent_id.as_deref().filter(|p| known.contains(p));
         children.entry(parent).or_default().push(o);
     }
-    walk(&children, None, "   ", out);
-    Ok(())
+    walk(&children, None, if last { "   " } else { "│  " }, out);
+    Ok(all)
 }
 
 fn walk(

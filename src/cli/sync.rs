@@ -122,10 +122,17 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
         return Ok(());
     }
     if endpoints.is_empty() {
-        println!(
-            "The store is up to date. No backend is configured: set OTEL_EXPORTER_OTLP_ENDPOINT (any OTLP/HTTP backend) \
-             or LANGFUSE_PUBLIC_KEY + LANGFUSE_SECRET_KEY (+ LANGFUSE_BASE_URL) to deliver traces."
-        );
+        if args.json {
+            println!(
+                "{}",
+                json!({ "sinks": [], "note": "no backend configured: set OTEL_EXPORTER_OTLP_ENDPOINT or LANGFUSE_PUBLIC_KEY + LANGFUSE_SECRET_KEY" })
+            );
+        } else {
+            println!(
+                "The store is up to date. No backend is configured: set OTEL_EXPORTER_OTLP_ENDPOINT (any OTLP/HTTP backend) \
+                 or LANGFUSE_PUBLIC_KEY + LANGFUSE_SECRET_KEY (+ LANGFUSE_BASE_URL) to deliver traces."
+            );
+        }
         return Ok(());
     }
     let mut reports = Vec::new();

@@ -321,8 +321,38 @@ fn protocol(env: &Env) -> Result<Protocol> {
 }
 
 /// The configured backends (none = local store and reports only).
+/// Checks that `url` (the value of `var`) is an absolute `http(s)://host…` URL: a typo is a configuration
+/// error at start, naming the variable, not "backend unreachable, will retry" later.
+fn check_url(var: &str, url: &str) -> Result<()> {
+    let parsed = reqwest::Url::parse(url);
+    match parsed {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            Ok(())
+        }
+        Ok(u) => bail!(
+            "{var}: {} is not an http:// or https:// URL with a host (scheme `{}`); expected e.g. http://127.0.0.1:4318",
+            mask_url(url),
+            u.scheme()
+        ),
+        Err(e) => bail!(
+            "{var}: {} is not a URL ({e}); expected e.g. http://127.0.0.1:4318",
+            mask_url(url)
+        ),
+    }
+}
+
 pub fn configured(env: &Env) -> Result<Vec<Endpoint>> {
     let mut out = Vec::new();
+    for var in [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "LANGFUSE_BASE_URL",
+        "LANGFUSE_HOST",
+    ] {
+        if let Some(url) = env.var(var) {
+            check_url(var, url)?;
+        }
+    }
     let traces_url = env
         .var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .map(str::to_string)
