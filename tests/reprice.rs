@@ -60,6 +60,8 @@ impl Env {
             serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap())
                 .unwrap();
         let t = |k: &str| expected["tokens"][k].as_i64().unwrap();
+        // An empty config file: an explicit --config must exist; overrides are written into it later.
+        std::fs::write(tmp.path().join("config.toml"), "").unwrap();
         Env {
             data: tmp.path().join("data"),
             config: tmp.path().join("config.toml"),
@@ -302,7 +304,7 @@ fn a_price_override_added_after_the_import_reprices_the_store() {
     assert_eq!(env.seqs(), after);
 
     // 4. The override removed: unpriced again (not the old override's cost, not $0 presented as a price).
-    std::fs::remove_file(&env.config).unwrap();
+    std::fs::write(&env.config, "").unwrap();
     let (doc, stderr) = env.report();
     assert_unpriced(&doc);
     assert_eq!(doc["totals"]["cost_usd"], 0.0);
@@ -370,7 +372,7 @@ fn the_reprice_command_forces_it_and_says_what_changed() {
     assert!(!stderr.contains("prices changed"), "{stderr}");
 
     // The text form names the model and both totals.
-    std::fs::remove_file(&env.config).unwrap();
+    std::fs::write(&env.config, "").unwrap();
     let text = String::from_utf8(env.run(&["reprice"]).stdout).unwrap();
     assert!(
         text.contains(&format!("Re-priced {generations} of ")) && text.contains(MODEL),
