@@ -435,7 +435,9 @@ fn configuration_errors_are_explained() {
     let cfg = data.path().join("broken.toml");
     std::fs::write(&cfg, "channel = [unclosed\n").unwrap();
     let doctor = run(&["doctor", "--config", cfg.to_str().unwrap()], data.path());
-    let text = stdout(&doctor);
+    // doctor runs through (and exits 1: the config is broken), the error first.
+    assert_eq!(doctor.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&doctor.stdout).into_owned();
     assert!(
         text.lines()
             .next()

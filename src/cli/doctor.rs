@@ -239,7 +239,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             "unpriced_models": unpriced.iter().map(|(p, m, n)| json!({ "provider": p, "model": m, "generations": n })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(());
+        return config_outcome(ctx, endpoint_error.as_deref());
     }
 
     if let Some(e) = &ctx.config_error {
@@ -436,7 +436,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
+    config_outcome(ctx, endpoint_error.as_deref())
 }
 
 /// True when a TCP connection to the URL's host and port opens within 2 s.
@@ -467,5 +467,15 @@ fn agent_label(agent: &str) -> &str {
         "codex" => "Codex CLI",
         "gemini" => "Gemini CLI",
         other => other,
+    }
+}
+
+/// After the whole report was printed: a configuration error (config file or backend variables) makes
+/// `doctor` exit 1, so scripts notice; it was shown first in the output.
+fn config_outcome(ctx: &Context, endpoint_error: Option<&str>) -> Result<()> {
+    match (&ctx.config_error, endpoint_error) {
+        (None, None) => Ok(()),
+        (Some(e), _) => anyhow::bail!("the config cannot be used: {e}"),
+        (None, Some(e)) => anyhow::bail!("backend configuration error: {e}"),
     }
 }
