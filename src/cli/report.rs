@@ -8,7 +8,10 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::{print_import_warnings, Context, SourceArgs};
-use crate::report::{render_json, render_table, Aggregate, Grouping, Window};
+use crate::report::layout::{terminal_width, use_color, ColorChoice};
+use crate::report::{
+    render_json, render_table, Aggregate, Grouping, Selection, TableOptions, Window,
+};
 use crate::store::read::Filter;
 
 #[derive(Debug, Args)]
@@ -30,9 +33,34 @@ pub struct ReportArgs {
     pub project: Option<String>,
     #[command(flatten)]
     pub sources: SourceArgs,
-    /// Print JSON instead of a table.
+    /// Print JSON instead of a table (one shape for every grouping: docs/report.schema.json).
     #[arg(long)]
     pub json: bool,
+    /// A row per model under each row (its model calls, tokens and cost).
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Row order: asc (oldest first; default) or desc (newest first).
+    #[arg(long, value_enum, default_value = "asc")]
+    pub order: Order,
+    /// Only the N most recent periods or sessions (the last N rows otherwise).
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// At most N rows, after ordering.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Leave out the secondary columns (cache, models, project) whatever the terminal width.
+    #[arg(long)]
+    pub compact: bool,
+    /// Colours: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// `--order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Order {
+    Asc,
+    Desc,
 }
 
 /// Parses `2026-11-23` or `20261123`.
@@ -136,8 +164,19 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
             agg.rows.entry(key.clone()).or_default();
         }
     }
+    let opts = TableOptions {
+        width: terminal_width(),
+        color: use_color(args.color),
+        breakdown: args.breakdown,
+        compact: args.compact,
+        select: Selection {
+            descending: args.order == Order::Desc,
+            last: args.last,
+            limit: args.limit,
+        },
+    };
     if args.json {
-        let doc = render_json(args.grouping, &window, &agg, &sessions);
+        let doc = render_json(args.grouping, &window, &agg, &sessions, &opts);
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if agg.rows.is_empty() {
         println!(
@@ -149,7 +188,10 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
             }
         );
     } else {
-        println!("{}", render_table(args.grouping, &window, &agg, &sessions));
+        println!(
+            "{}",
+            render_table(args.grouping, &window, &agg, &sessions, &opts)
+        );
         for (gap, n) in store.known_gaps(&filter)? {
             println!(
                 "Note ({n} session(s)): {gap}; their totals cover only what the files record."

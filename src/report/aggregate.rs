@@ -84,6 +84,8 @@ pub struct Totals {
     /// Summed duration of tool calls, ms.
     pub tool_duration_ms: i64,
     pub sessions: BTreeSet<String>,
+    /// Models of the generations counted.
+    pub models: BTreeSet<String>,
 }
 
 impl Totals {
@@ -99,6 +101,11 @@ impl Totals {
                 self.tool_duration_ms += fact.duration_ms.unwrap_or(0).max(0);
             }
             FactKind::Generation => {
+                if let Some(m) = &fact.model {
+                    if !self.models.contains(m) {
+                        self.models.insert(m.clone());
+                    }
+                }
                 self.generations += 1;
                 self.generation_errors += u64::from(fact.error);
                 let u = &fact.usage;
@@ -173,6 +180,8 @@ pub struct Aggregate {
     /// For daily, weekly and monthly reports: each row split by agent program (row key → agent → totals),
     /// so a day on which several agents ran shows what each of them did and cost.
     pub by_agent: BTreeMap<String, BTreeMap<String, Totals>>,
+    /// Each row's model calls split by model (row key → model → totals of its generations): `--breakdown`.
+    pub by_model: BTreeMap<String, BTreeMap<String, Totals>>,
     pub totals: Totals,
 }
 
@@ -239,6 +248,16 @@ impl Aggregate {
                 .entry(key.clone())
                 .or_default()
                 .entry(agent())
+                .or_default()
+                .add(fact);
+        }
+        if fact.kind == FactKind::Generation
+            && !matches!(grouping, Grouping::Model | Grouping::Tool)
+        {
+            self.by_model
+                .entry(key.clone())
+                .or_default()
+                .entry(fact.model.clone().unwrap_or_else(|| "unknown".into()))
                 .or_default()
                 .add(fact);
         }

@@ -8,8 +8,9 @@
 //! monthly rows add `"agents":[{"agent", …counters}]`, the row split by agent program.
 
 pub mod aggregate;
+pub mod layout;
 mod render;
 
 pub use aggregate::{aggregate, Aggregate, Grouping, Totals, Window};
 pub use render::printable;
-pub use render::{render_json, render_table};
+pub use render::{render_json, render_table, select_rows, Selection, TableOptions, LEGEND};
