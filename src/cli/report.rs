@@ -192,20 +192,22 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
             "{}",
             render_table(args.grouping, &window, &agg, &sessions, &opts)
         );
+        // Notes under the table, wrapped to its width like the table's own.
+        let note = |text: String| println!("{}", crate::report::wrap(&text, opts.width));
         for (gap, n) in store.known_gaps(&filter)? {
-            println!(
+            note(format!(
                 "Note ({n} session(s)): {gap}; their totals cover only what the files record."
-            );
+            ));
         }
         if unreadable > 0 {
-            println!(
+            note(format!(
                 "⚠ {unreadable} session file(s) or folder(s) could not be read (permissions?); their sessions \
                  are missing above. `tokentrace doctor` lists them."
-            );
+            ));
         }
         for m in store.cost_mismatches(COST_TOLERANCE_PICO)? {
             if sessions.contains_key(&m.session_key) {
-                println!("Note: {}", describe_mismatch(&m));
+                note(format!("Note: {}", describe_mismatch(&m)));
             }
         }
     }

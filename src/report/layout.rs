@@ -109,32 +109,40 @@ impl Layout {
         };
         let mut dropped = Vec::new();
         if let Some(limit) = width {
-            // Drop the least important columns (rightmost first among equals) until the table fits.
-            while total(&keep, &widths) > limit {
-                let candidate = (0..n)
-                    .filter(|i| keep[*i] && self.columns[*i].priority > 0)
-                    .max_by_key(|i| (self.columns[*i].priority, *i));
-                match candidate {
-                    Some(i) => {
-                        keep[i] = false;
-                        dropped.push(self.columns[i].header);
+            // Secondary columns (priority ≥ 3) go first, then long names are cut to 16 cells, then the
+            // remaining columns by priority, then names down to 8 cells: numbers are never cut.
+            let mut drop_down_to = |floor: u8, keep: &mut Vec<bool>, widths: &[usize]| {
+                while total(keep, widths) > limit {
+                    let candidate = (0..n)
+                        .filter(|i| keep[*i] && self.columns[*i].priority >= floor.max(1))
+                        .max_by_key(|i| (self.columns[*i].priority, *i));
+                    match candidate {
+                        Some(i) => {
+                            keep[i] = false;
+                            dropped.push(self.columns[i].header);
+                        }
+                        None => break,
                     }
-                    None => break,
                 }
-            }
-            // Still too wide: cut the truncatable columns, widest first, down to 8 cells.
-            while total(&keep, &widths) > limit {
-                let candidate = (0..n)
-                    .filter(|i| keep[*i] && self.columns[*i].truncatable && widths[*i] > 8)
-                    .max_by_key(|i| widths[*i]);
-                match candidate {
-                    Some(i) => {
-                        let excess = total(&keep, &widths) - limit;
-                        widths[i] = widths[i].saturating_sub(excess).max(8);
+            };
+            let cut_to = |min: usize, keep: &[bool], widths: &mut Vec<usize>| {
+                while total(keep, widths) > limit {
+                    let candidate = (0..n)
+                        .filter(|i| keep[*i] && self.columns[*i].truncatable && widths[*i] > min)
+                        .max_by_key(|i| widths[*i]);
+                    match candidate {
+                        Some(i) => {
+                            let excess = total(keep, widths) - limit;
+                            widths[i] = widths[i].saturating_sub(excess).max(min);
+                        }
+                        None => break,
                     }
-                    None => break,
                 }
-            }
+            };
+            drop_down_to(3, &mut keep, &widths);
+            cut_to(16, &keep, &mut widths);
+            drop_down_to(1, &mut keep, &widths);
+            cut_to(8, &keep, &mut widths);
         }
         let cols: Vec<usize> = (0..n).filter(|i| keep[*i]).collect();
         let mut table = Table::new();

@@ -13,4 +13,4 @@ mod render;
 
 pub use aggregate::{aggregate, Aggregate, Grouping, Totals, Window};
 pub use render::printable;
-pub use render::{render_json, render_table, select_rows, Selection, TableOptions, LEGEND};
+pub use render::{render_json, render_table, select_rows, wrap, Selection, TableOptions, LEGEND};

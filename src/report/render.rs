@@ -464,10 +464,14 @@ pub fn render_table(
         }),
     ));
     let cost_col = cols.len() - 1;
-    let projects = project_labels(
-        rows.iter()
-            .filter_map(|(k, _)| sessions.get(*k).and_then(|s| s.cwd.as_deref())),
-    );
+    let projects = if grouping == Grouping::Project {
+        project_labels(rows.iter().map(|(k, _)| k.as_str()))
+    } else {
+        project_labels(
+            rows.iter()
+                .filter_map(|(k, _)| sessions.get(*k).and_then(|s| s.cwd.as_deref())),
+        )
+    };
     let mut layout = Layout {
         columns: cols.iter().map(|(c, _)| c.clone()).collect(),
         ..Layout::default()
@@ -504,6 +508,8 @@ pub fn render_table(
                 ],
                 None => vec![printable(key).into_owned()],
             }
+        } else if grouping == Grouping::Project {
+            vec![printable(projects.get(key.as_str()).unwrap_or(key)).into_owned()]
         } else {
             vec![printable(key).into_owned()]
         };
@@ -607,7 +613,7 @@ pub fn render_table(
 }
 
 /// `text` wrapped at spaces to `width` columns (unchanged when the width is unknown).
-fn wrap(text: &str, width: Option<usize>) -> String {
+pub fn wrap(text: &str, width: Option<usize>) -> String {
     use unicode_width::UnicodeWidthStr;
     let Some(width) = width.filter(|w| *w >= 20) else {
         return text.to_string();
