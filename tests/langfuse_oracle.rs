@@ -76,11 +76,16 @@ fn our_spans(data: &std::path::Path) -> BTreeMap<String, BTreeMap<String, Value>
         .env("TOKENTRACE_TAGS", "coding-agent")
         .env("LANGFUSE_ENVIRONMENT", "dev")
         .env("LANGFUSE_RELEASE", "r1")
+        .env("LANGFUSE_PUBLIC_KEY", "pk-lf-test")
+        .env("LANGFUSE_SECRET_KEY", "sk-lf-test")
+        .env("LANGFUSE_BASE_URL", "https://langfuse.invalid")
         .status()
         .unwrap();
     assert!(status.success());
+    // Exactly what the Langfuse sink sends.
     let req: Value =
-        serde_json::from_slice(&std::fs::read(out.join("request-0001.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.join("langfuse/request-0001.json")).unwrap())
+            .unwrap();
     let spans = req["resourceSpans"][0]["scopeSpans"][0]["spans"]
         .as_array()
         .unwrap();
