@@ -159,8 +159,7 @@ fn span_of(s: &Value) -> Span {
         span_id: s["spanId"].as_str().unwrap_or("").to_string(),
         parent: s["parentSpanId"].as_str().unwrap_or("").to_string(),
         attrs,
-        error_status: s["status"]["code"] == Value::from(2)
-            || s["status"]["code"] == "STATUS_CODE_ERROR",
+        error_status: s["status"]["code"] == 2 || s["status"]["code"] == "STATUS_CODE_ERROR",
     }
 }
 

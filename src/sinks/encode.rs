@@ -351,7 +351,10 @@ fn observation_attributes(
                 }
             }
             if let Some(reason) = &o.finish_reason {
-                attrs.push(strings("gen_ai.response.finish_reasons", &[reason.clone()]));
+                attrs.push(strings(
+                    "gen_ai.response.finish_reasons",
+                    std::slice::from_ref(reason),
+                ));
             }
             if let Some(id) = &o.response_id {
                 attrs.push(s("gen_ai.response.id", id.clone()));

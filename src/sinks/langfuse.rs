@@ -251,7 +251,7 @@ fn scope_of<'a>(
     let mut parent = o.parent_id.as_deref();
     let mut hops = 0;
     while let Some(p) = parent {
-        let Some(obs) = by_id.get(p) else { return None };
+        let obs = by_id.get(p)?;
         if obs.kind == Kind::Agent {
             return Some(obs.id.as_str());
         }
@@ -273,15 +273,11 @@ pub fn root_outcome(trace: &ExportTrace) -> RootOutcome {
         .iter()
         .map(|o| (o.id.as_str(), o))
         .collect();
-    let last = trace
-        .observations
-        .iter()
-        .filter(|o| scope_of(o, &by_id).is_none())
-        .filter(|o| {
-            o.kind == Kind::Generation
-                || (o.kind == Kind::Event && matches!(o.level, Level::Warning | Level::Error))
-        })
-        .last();
+    let last = trace.observations.iter().rev().find(|o| {
+        scope_of(o, &by_id).is_none()
+            && (o.kind == Kind::Generation
+                || (o.kind == Kind::Event && matches!(o.level, Level::Warning | Level::Error)))
+    });
     let Some(last) = last.filter(|o| matches!(o.level, Level::Warning | Level::Error)) else {
         return RootOutcome {
             level: Level::Default,
@@ -293,9 +289,12 @@ pub fn root_outcome(trace: &ExportTrace) -> RootOutcome {
     let partial = trace
         .observations
         .iter()
-        .filter(|o| o.kind == Kind::Generation && scope_of(o, &by_id).is_none())
-        .filter(|o| o.start_ms <= last.start_ms)
-        .last()
+        .rev()
+        .find(|o| {
+            o.kind == Kind::Generation
+                && scope_of(o, &by_id).is_none()
+                && o.start_ms <= last.start_ms
+        })
         .and_then(|g| g.output.clone());
     RootOutcome {
         level: last.level,
