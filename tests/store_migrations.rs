@@ -132,7 +132,8 @@ fn migration_6_fills_typed_ids_from_the_metadata_of_earlier_releases() {
             "SELECT id, tool_call_id, finish_reason, response_id FROM observations ORDER BY id",
         )
         .unwrap();
-    let got: Vec<(String, Option<String>, Option<String>, Option<String>)> = stmt
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let got: Vec<Row> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)
