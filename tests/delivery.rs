@@ -20,8 +20,10 @@ use serde_json::Value;
 
 const SCORES: &str = "/api/public/scores";
 const TRACES: &str = "/api/public/otel/v1/traces";
-/// 27 prompts in the pi / oh-my-pi runs × 5 trace scores (no tool failed in them).
-const ALL_SCORES: usize = 27 * 5;
+/// The scores of the pi / oh-my-pi runs (no tool failed in them): 27 prompts × 4 trace scores
+/// (tool_call_count, total_tool_errors, turn_count, generation_count), 25 of them with tool calls
+/// (tool_success_rate), and 20 sessions × 2 session scores (session_had_errors, session_cost_usd).
+const ALL_SCORES: usize = 27 * 4 + 25 + 20 * 2;
 
 fn sync_command(corpus: &Path, data: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentrace"));

@@ -798,9 +798,40 @@ fn langfuse_sink_authenticates_and_sends_scores_with_stable_ids() {
         .filter(|r| r.path == "/api/public/scores")
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect();
-    // 27 prompts × 5 trace scores (no tool failed in these runs).
-    assert_eq!(scores.len(), 27 * 5);
-    assert_eq!(sink["scores_sent"], 27 * 5);
+    // 27 prompts × 4 trace scores, `tool_success_rate` for the prompts with tool calls (none failed in
+    // these runs), and 2 session scores per session, each posted once.
+    let trace_scores: Vec<&Value> = scores
+        .iter()
+        .filter(|s| s.get("traceId").is_some())
+        .collect();
+    let with_tools = trace_scores
+        .iter()
+        .filter(|s| s["name"] == "tool_call_count" && s["value"].as_f64().unwrap() > 0.0)
+        .count();
+    assert!(with_tools > 0 && with_tools < 27);
+    assert_eq!(trace_scores.len(), 27 * 4 + with_tools);
+    assert_eq!(
+        trace_scores
+            .iter()
+            .filter(|s| s["name"] == "tool_success_rate")
+            .count(),
+        with_tools
+    );
+    let sessions: BTreeSet<&str> = scores
+        .iter()
+        .filter_map(|s| s["sessionId"].as_str())
+        .collect();
+    let expected_sessions: u64 = common::runs(&common::repo().join("examples"), &["pi", "omp"])
+        .iter()
+        .map(|r| common::expected(r)["sessions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sessions.len() as u64, expected_sessions);
+    assert_eq!(scores.len() - trace_scores.len(), 2 * sessions.len());
+    assert!(scores
+        .iter()
+        .filter(|s| s.get("sessionId").is_some())
+        .all(|s| s.get("traceId").is_none()));
+    assert_eq!(sink["scores_sent"], scores.len());
     let tool_counts: u64 = scores
         .iter()
         .filter(|s| s["name"] == "tool_call_count")

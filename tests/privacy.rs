@@ -493,7 +493,7 @@ fn the_exported_otlp_contains_no_planted_secret() {
         .unwrap();
     assert!(status.success());
     let mut exported = String::new();
-    for f in std::fs::read_dir(&out).unwrap().flatten() {
+    for f in std::fs::read_dir(out.join("otlp")).unwrap().flatten() {
         exported.push_str(&std::fs::read_to_string(f.path()).unwrap());
     }
     assert!(

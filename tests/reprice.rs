@@ -276,7 +276,7 @@ fn a_price_override_added_after_the_import_reprices_the_store() {
     ]);
     let mut sent = 0.0;
     let mut override_spans = 0;
-    for f in std::fs::read_dir(&out_dir).unwrap() {
+    for f in std::fs::read_dir(out_dir.join("otlp")).unwrap() {
         let req: serde_json::Value =
             serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap();
         for span in spans(&req) {

@@ -99,7 +99,10 @@ fn store_and_dry_run_files_are_private_and_a_dry_run_replaces_only_its_own_files
         }
     }
     assert_eq!(mode(&out), 0o700, "dry-run directory");
-    let files: Vec<PathBuf> = std::fs::read_dir(&out)
+    // One folder per sink (a generic OTLP one when none is configured), private too.
+    let sink = out.join("otlp");
+    assert_eq!(mode(&sink), 0o700, "sink folder");
+    let files: Vec<PathBuf> = std::fs::read_dir(&sink)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -107,16 +110,20 @@ fn store_and_dry_run_files_are_private_and_a_dry_run_replaces_only_its_own_files
     for f in &files {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
-    // A stale request file of an earlier run is removed; the new ones are written again.
-    std::fs::write(out.join("request-0099.json"), "{}").unwrap();
+    // Stale request files of an earlier run (in the sink folder, or at the top as older releases wrote
+    // them) are removed; the new ones are written again.
+    std::fs::write(sink.join("request-0099.json"), "{}").unwrap();
+    std::fs::write(out.join("request-0098.json"), "{}").unwrap();
     let o = tt(
         &["sync", "--no-import", "--dry-run", out.to_str().unwrap()],
         &data,
         &[],
     );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(!out.join("request-0099.json").exists());
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), files.len());
+    assert!(!sink.join("request-0099.json").exists());
+    assert!(!out.join("request-0098.json").exists());
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(&sink).unwrap().count(), files.len());
     // A folder holding anything else is refused, and left as it was.
     let mine = tmp.path().join("mine");
     std::fs::create_dir(&mine).unwrap();

@@ -73,3 +73,83 @@ fn a_store_from_a_newer_tokentrace_is_refused_with_a_clear_message() {
         "{err}"
     );
 }
+
+/// Migration 6 (typed ids): a store of schema 5 gets the columns `tool_call_id`, `finish_reason`,
+/// `response_id`, filled from the metadata each agent's parser wrote before (pi, Claude, Codex, Gemini names).
+#[test]
+fn migration_6_fills_typed_ids_from_the_metadata_of_earlier_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tokentrace.db");
+    {
+        // A current store, taken back to schema 5's shape.
+        let store = tokentrace::store::Store::open(&db).unwrap();
+        drop(store);
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        for c in ["tool_call_id", "finish_reason", "response_id"] {
+            conn.execute_batch(&format!("ALTER TABLE observations DROP COLUMN {c}"))
+                .unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        let rows = [
+            ("a", "tool", r#"{"toolCallId":"call_pi"}"#),
+            (
+                "b",
+                "generation",
+                r#"{"stopReason":"toolUse","responseId":"resp_pi"}"#,
+            ),
+            (
+                "c",
+                "tool",
+                r#"{"toolUseId":"toolu_1","messageId":"msg_1"}"#,
+            ),
+            (
+                "d",
+                "generation",
+                r#"{"messageId":"msg_2","stop_reason":"end_turn"}"#,
+            ),
+            ("e", "tool", r#"{"call_id":"call_codex","item_id":"i"}"#),
+            ("f", "generation", r#"{"response_id":"resp_codex"}"#),
+            ("g", "tool", r#"{"callId":"gemini_call"}"#),
+            ("h", "event", r#"{"stopReason":"x"}"#),
+        ];
+        for (id, kind, meta) in rows {
+            conn.execute(
+                "INSERT INTO observations (id, session_key, kind, name, key, metadata) VALUES (?1, 's', ?2, 'n', 'k', ?3)",
+                rusqlite::params![id, kind, meta],
+            )
+            .unwrap();
+        }
+    }
+    let store = tokentrace::store::Store::open(&db).unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, tokentrace::store::SCHEMA_VERSION);
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, tool_call_id, finish_reason, response_id FROM observations ORDER BY id",
+        )
+        .unwrap();
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let got: Vec<Row> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let s = |x: &str| Some(x.to_string());
+    assert_eq!(
+        got,
+        vec![
+            ("a".into(), s("call_pi"), None, None),
+            ("b".into(), None, s("toolUse"), s("resp_pi")),
+            ("c".into(), s("toolu_1"), None, None),
+            ("d".into(), None, s("end_turn"), s("msg_2")),
+            ("e".into(), s("call_codex"), None, None),
+            ("f".into(), None, None, s("resp_codex")),
+            ("g".into(), s("gemini_call"), None, None),
+            ("h".into(), None, None, None),
+        ]
+    );
+}

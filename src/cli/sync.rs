@@ -15,7 +15,9 @@ use crate::sinks::{self, endpoint, DeliveryOptions, ExportSettings};
 pub struct SyncArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
-    /// Write the OTLP/JSON requests that would be sent into DIR instead of sending anything.
+    /// Write what each configured backend would be sent into DIR/<sink>/ instead of sending anything: the
+    /// OTLP/JSON requests (request-NNNN.json) and, for Langfuse, the score bodies (scores.jsonl). With no
+    /// backend configured, a generic OTLP backend's requests (DIR/otlp/).
     #[arg(long, value_name = "DIR")]
     pub dry_run: Option<PathBuf>,
     /// Also resend traces a backend refused earlier (4xx).
@@ -90,15 +92,12 @@ pub fn delivery_options(ctx: &Context) -> Result<DeliveryOptions> {
 pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     // Configuration errors first, before any work: bad variables, credentials over plain http.
     let mut opts = delivery_options(ctx)?;
-    let endpoints = if args.dry_run.is_some() {
-        Vec::new()
-    } else {
-        let endpoints = endpoint::configured(&ctx.env)?;
+    let endpoints = endpoint::configured(&ctx.env)?;
+    if args.dry_run.is_none() {
         for ep in &endpoints {
             endpoint::check_transport(ep, ctx.config.allow_insecure)?;
         }
-        endpoints
-    };
+    }
     let mut store = ctx.open_store()?;
     if !args.sources.no_import {
         let summary = ctx.import(&mut store, &args.sources)?;
@@ -107,17 +106,29 @@ pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     opts.retry_failed = args.retry_failed;
     opts.retry_budget = Duration::from_secs(args.retry_budget);
     if let Some(dir) = &args.dry_run {
-        let (requests, spans) = sinks::dry_run(&store, dir, &opts)?;
+        let sinks: Vec<_> = endpoints.iter().map(|e| (e.name, e.protocol)).collect();
+        let reports = sinks::dry_run(&store, dir, &sinks, &opts)?;
         if args.json {
-            println!(
-                "{}",
-                json!({ "dry_run": dir, "requests": requests, "spans": spans })
-            );
+            let doc: Vec<_> = reports
+                .iter()
+                .map(|r| json!({ "sink": r.sink, "requests": r.requests, "spans": r.spans, "scores": r.scores }))
+                .collect();
+            println!("{}", json!({ "dry_run": dir, "sinks": doc }));
         } else {
-            println!(
-                "dry run: {requests} request(s) with {spans} span(s) written to {}",
-                dir.display()
-            );
+            for r in &reports {
+                let scores = if r.sink == "langfuse" {
+                    format!(" and {} score(s)", r.scores)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "dry run: {}: {} request(s) with {} span(s){scores} written to {}",
+                    r.sink,
+                    r.requests,
+                    r.spans,
+                    dir.join(&r.sink).display()
+                );
+            }
         }
         return Ok(());
     }

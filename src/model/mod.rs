@@ -410,6 +410,15 @@ pub struct Observation {
     pub input: Option<String>,
     pub output: Option<String>,
     pub metadata: Option<serde_json::Value>,
+    /// The agent's own id of a tool call (pi `toolCall.id`, Claude `tool_use.id`, Codex `call_id`, Gemini
+    /// tool call `id`): what the model and the tool result refer to. Metadata, kept under every capture policy.
+    pub tool_call_id: Option<String>,
+    /// Why the model stopped (pi `stopReason`, Claude `stop_reason`, Gemini `finishReason`), as the agent
+    /// wrote it. Metadata, kept under every capture policy.
+    pub finish_reason: Option<String>,
+    /// The provider's id of the response (pi `responseId`, Claude `message.id`, Codex `response_id`).
+    /// Metadata, kept under every capture policy.
+    pub response_id: Option<String>,
     /// Why some of the recorded values were rejected (an impossible token count or cost); the record is
     /// counted without them and reports mark its session.
     pub flag: Option<String>,
@@ -446,6 +455,9 @@ impl Observation {
             input: None,
             output: None,
             metadata: None,
+            tool_call_id: None,
+            finish_reason: None,
+            response_id: None,
             flag: None,
         }
     }

@@ -17,6 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use serde_json::json;
 
+use super::langfuse;
 use crate::model::{pico_to_usd, Kind, Level};
 use crate::store::outbox::{ExportObservation, ExportTrace};
 
@@ -140,6 +141,8 @@ fn common(trace: &ExportTrace, settings: &ExportSettings) -> Vec<KeyValue> {
     }
     if let Some(v) = &sess.agent_version {
         attrs.push(s("tokentrace.agent.version", v.clone()));
+        // Langfuse's Version column: the agent's release (the resource's `service.version` stays ours).
+        attrs.push(s("langfuse.version", v.clone()));
     }
     attrs
 }
@@ -150,19 +153,38 @@ fn content(
     input: Option<&str>,
     output: Option<&str>,
 ) {
-    if let Some(text) = input {
-        attrs.push(s("langfuse.observation.input", json_text(text)));
-        if settings.content_values {
-            attrs.push(s("input.value", text));
-            attrs.push(s("input.mime_type", "text/plain"));
-        }
+    content_as(
+        attrs,
+        settings,
+        input.map(json_text),
+        output.map(json_text),
+        input,
+        output,
+    );
+}
+
+/// Content with its Langfuse form (`langfuse_*`, JSON texts) and its OpenInference form (`text_*`, plain).
+fn content_as(
+    attrs: &mut Vec<KeyValue>,
+    settings: &ExportSettings,
+    langfuse_input: Option<String>,
+    langfuse_output: Option<String>,
+    text_input: Option<&str>,
+    text_output: Option<&str>,
+) {
+    if let Some(json) = langfuse_input {
+        attrs.push(s("langfuse.observation.input", json));
     }
-    if let Some(text) = output {
-        attrs.push(s("langfuse.observation.output", json_text(text)));
-        if settings.content_values {
-            attrs.push(s("output.value", text));
-            attrs.push(s("output.mime_type", "text/plain"));
-        }
+    if let (Some(text), true) = (text_input, settings.content_values) {
+        attrs.push(s("input.value", text));
+        attrs.push(s("input.mime_type", "text/plain"));
+    }
+    if let Some(json) = langfuse_output {
+        attrs.push(s("langfuse.observation.output", json));
+    }
+    if let (Some(text), true) = (text_output, settings.content_values) {
+        attrs.push(s("output.value", text));
+        attrs.push(s("output.mime_type", "text/plain"));
     }
 }
 
@@ -174,6 +196,7 @@ pub fn trace_spans(trace: &ExportTrace, settings: &ExportSettings) -> Vec<Span> 
     let start = trace.start_ms.or(trace.session.start_ms).unwrap_or(0);
     let end = trace.end_ms.unwrap_or(start).max(start);
 
+    let outcome = langfuse::root_outcome(trace);
     let mut root_attrs = base.clone();
     root_attrs.extend([
         s("langfuse.observation.type", "agent"),
@@ -187,8 +210,9 @@ pub fn trace_spans(trace: &ExportTrace, settings: &ExportSettings) -> Vec<Span> 
         &mut root_attrs,
         settings,
         trace.input.as_deref(),
-        trace.output.as_deref(),
+        outcome.output.as_deref(),
     );
+    let root_status = level_attributes(&mut root_attrs, outcome.level, outcome.status_message);
     let mut spans = vec![Span {
         trace_id: trace_id.clone(),
         span_id: root_id.clone(),
@@ -197,8 +221,10 @@ pub fn trace_spans(trace: &ExportTrace, settings: &ExportSettings) -> Vec<Span> 
         start_time_unix_nano: nanos(start),
         end_time_unix_nano: nanos(end),
         attributes: root_attrs,
+        status: root_status,
         ..Default::default()
     }];
+    let messages = langfuse::generation_messages(trace);
 
     let known: std::collections::HashSet<&str> =
         trace.observations.iter().map(|o| o.id.as_str()).collect();
@@ -212,20 +238,8 @@ pub fn trace_spans(trace: &ExportTrace, settings: &ExportSettings) -> Vec<Span> 
         let o_start = o.start_ms.or(o.end_ms).unwrap_or(start);
         let o_end = o.end_ms.unwrap_or(o_start).max(o_start);
         let mut attrs = base.clone();
-        let name = observation_attributes(o, settings, &mut attrs);
-        let status = match o.level {
-            Level::Error => Some(Status {
-                code: status::StatusCode::Error as i32,
-                message: o.status_message.clone().unwrap_or_default(),
-            }),
-            _ => None,
-        };
-        if o.level != Level::Default {
-            attrs.push(s("langfuse.observation.level", o.level.as_str()));
-            if let Some(m) = &o.status_message {
-                attrs.push(s("langfuse.observation.status_message", m.clone()));
-            }
-        }
+        let name = observation_attributes(o, settings, messages.get(&o.id), &mut attrs);
+        let status = level_attributes(&mut attrs, o.level, langfuse::status_text(o));
         spans.push(Span {
             trace_id: trace_id.clone(),
             span_id: hex_bytes(&o.id),
@@ -242,10 +256,32 @@ pub fn trace_spans(trace: &ExportTrace, settings: &ExportSettings) -> Vec<Span> 
     spans
 }
 
-/// Adds the kind-specific attributes; returns the span name.
+/// Adds `langfuse.observation.level` / `.status_message` for a level other than DEFAULT; returns the span
+/// status (ERROR with the message for an error).
+fn level_attributes(
+    attrs: &mut Vec<KeyValue>,
+    level: Level,
+    message: Option<String>,
+) -> Option<Status> {
+    if level == Level::Default {
+        return None;
+    }
+    attrs.push(s("langfuse.observation.level", level.as_str()));
+    if let Some(m) = &message {
+        attrs.push(s("langfuse.observation.status_message", m.clone()));
+    }
+    (level == Level::Error).then(|| Status {
+        code: status::StatusCode::Error as i32,
+        message: message.unwrap_or_default(),
+    })
+}
+
+/// Adds the kind-specific attributes; returns the span name. `messages` is a generation's chat-message input
+/// and output ([`langfuse::generation_messages`]).
 fn observation_attributes(
     o: &ExportObservation,
     settings: &ExportSettings,
+    messages: Option<&(Option<String>, Option<String>)>,
     attrs: &mut Vec<KeyValue>,
 ) -> String {
     match o.kind {
@@ -259,7 +295,7 @@ fn observation_attributes(
                 s("gen_ai.response.model", response_model.clone()),
                 s("langfuse.observation.model.name", response_model.clone()),
                 s("openinference.span.kind", "LLM"),
-                s("llm.model_name", response_model),
+                s("llm.model_name", response_model.clone()),
             ]);
             if let Some(p) = &o.provider {
                 attrs.push(s("gen_ai.provider.name", p.clone()));
@@ -268,12 +304,11 @@ fn observation_attributes(
             }
             if let Some(u) = o.usage {
                 let prompt = u.prompt_tokens();
-                let details = json!({
-                    "input": u.input, "output": u.output,
-                    "cache_read_input_tokens": u.cache_read, "cache_creation_input_tokens": u.cache_write(),
-                });
                 attrs.extend([
-                    s("langfuse.observation.usage_details", details.to_string()),
+                    s(
+                        "langfuse.observation.usage_details",
+                        langfuse::usage_json(&u, Some(response_model.as_str())),
+                    ),
                     i("gen_ai.usage.input_tokens", prompt),
                     i("gen_ai.usage.output_tokens", u.output),
                     i("gen_ai.usage.cache_read.input_tokens", u.cache_read),
@@ -291,12 +326,17 @@ fn observation_attributes(
                 ]);
             }
             // Unpriced generations carry no cost: the backend may price them itself; never a silent $0.
-            if let (Some(total), Some(source)) = (o.cost_total, o.cost_source.as_deref()) {
-                if source != "none" || total != 0 {
-                    let usd = pico_to_usd(total);
+            if let (Some(cost), Some(source)) = (o.cost, o.cost_source.as_deref()) {
+                if source != "none" || cost.total != 0 {
+                    let usd = pico_to_usd(cost.total);
                     attrs.push(s(
                         "langfuse.observation.cost_details",
-                        json!({ "total": usd }).to_string(),
+                        langfuse::cost_json(
+                            o.usage.as_ref(),
+                            &cost,
+                            o.provider.as_deref(),
+                            Some(response_model.as_str()),
+                        ),
                     ));
                     attrs.push(f("llm.cost.total", usd));
                     attrs.push(s("tokentrace.cost.source", source));
@@ -310,36 +350,38 @@ fn observation_attributes(
                     ));
                 }
             }
-            if let Some(reason) = o
-                .metadata
-                .as_ref()
-                .and_then(|m| m.get("stopReason"))
-                .and_then(|r| r.as_str())
-            {
+            if let Some(reason) = &o.finish_reason {
                 attrs.push(strings(
                     "gen_ai.response.finish_reasons",
-                    &[reason.to_string()],
+                    std::slice::from_ref(reason),
                 ));
             }
-            content(attrs, settings, o.input.as_deref(), o.output.as_deref());
+            if let Some(id) = &o.response_id {
+                attrs.push(s("gen_ai.response.id", id.clone()));
+            }
+            let (input, output) = messages.cloned().unwrap_or_default();
+            content_as(
+                attrs,
+                settings,
+                input,
+                output,
+                o.input.as_deref(),
+                o.output.as_deref(),
+            );
             format!("chat {model}")
         }
         Kind::Tool => {
-            let call_id = o
-                .metadata
-                .as_ref()
-                .and_then(|m| m.get("toolCallId"))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| o.key.clone());
             attrs.extend([
                 s("langfuse.observation.type", "tool"),
                 s("gen_ai.operation.name", "execute_tool"),
                 s("gen_ai.tool.name", o.name.clone()),
-                s("gen_ai.tool.call.id", call_id),
                 s("openinference.span.kind", "TOOL"),
                 s("tool.name", o.name.clone()),
             ]);
+            // The agent's own id (what the model's tool call and the result name), never our internal key.
+            if let Some(id) = &o.tool_call_id {
+                attrs.push(s("gen_ai.tool.call.id", id.clone()));
+            }
             if let Some(args) = &o.input {
                 attrs.push(s("gen_ai.tool.call.arguments", args.clone()));
                 attrs.push(s("tool.parameters", args.clone()));

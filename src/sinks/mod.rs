@@ -17,6 +17,7 @@
 pub mod encode;
 pub mod endpoint;
 pub mod http;
+pub mod langfuse;
 pub mod scores;
 
 use std::path::Path;
@@ -117,13 +118,31 @@ struct Part {
     scores: Vec<scores::Score>,
 }
 
-/// Splits one trace's spans into parts of at most `max_bytes` encoded bytes.
+/// The Langfuse scores queued with a trace: its own, and its session's (computed over the whole stored
+/// session, so they are updated in place as the session grows).
+fn scores_for(
+    store: &Store,
+    trace: &ExportTrace,
+    environment: Option<&str>,
+) -> Result<Vec<scores::Score>> {
+    let mut out = scores::for_trace(trace, environment);
+    let (had_errors, cost) = store.session_score_facts(&trace.session.key)?;
+    out.extend(scores::for_session(
+        &trace.session.agent,
+        &trace.session.session_id,
+        scores::SessionFacts { had_errors, cost },
+        environment,
+    ));
+    Ok(out)
+}
+
+/// Splits one trace's spans into parts of at most `max_bytes` encoded bytes; the last part carries `scores`.
 fn parts(
     trace: &ExportTrace,
     pending: &Pending,
     settings: &ExportSettings,
     max_bytes: usize,
-    with_scores: bool,
+    scores: Vec<scores::Score>,
 ) -> Vec<Part> {
     let spans = encode::trace_spans(trace, settings);
     let mut out: Vec<Part> = Vec::new();
@@ -150,9 +169,7 @@ fn parts(
         current.spans.push(span);
     }
     current.last = true;
-    if with_scores {
-        current.scores = scores::for_trace(trace, settings.environment.as_deref());
-    }
+    current.scores = scores;
     out.push(current);
     out
 }
@@ -328,9 +345,7 @@ fn deliver_traces(
     mut progress: impl FnMut(u64),
 ) -> Result<()> {
     let endpoint = run.endpoint;
-    let mut settings = opts.settings.clone();
-    // Langfuse reads `langfuse.observation.input/output`; OpenInference copies would store content twice.
-    settings.content_values = endpoint.name != "langfuse";
+    let settings = sink_settings(&opts.settings, endpoint.name);
     let mut cursor: Option<Pending> = None;
     // A backend that asked an earlier run to wait (Retry-After) gets nothing before then, also when that run
     // was killed while it waited.
@@ -370,13 +385,19 @@ fn deliver_traces(
         let mut skipped = Vec::new();
         for p in &page {
             match store.export_trace(&p.trace_id)? {
-                Some(t) if sampled(&t.session.key, opts.sample_rate) => all_parts.extend(parts(
-                    &t,
-                    p,
-                    &settings,
-                    span_budget(endpoint.protocol),
-                    endpoint.scores_url.is_some(),
-                )),
+                Some(t) if sampled(&t.session.key, opts.sample_rate) => {
+                    let scores = match endpoint.scores_url {
+                        Some(_) => scores_for(store, &t, settings.environment.as_deref())?,
+                        None => Vec::new(),
+                    };
+                    all_parts.extend(parts(
+                        &t,
+                        p,
+                        &settings,
+                        span_budget(endpoint.protocol),
+                        scores,
+                    ))
+                }
                 Some(_) => {
                     run.report.sampled_out += 1;
                     skipped.push(p.clone());
@@ -422,7 +443,7 @@ fn deliver_traces(
                             .flat_map(|p| p.scores.iter())
                             .map(|s| QueuedScore {
                                 id: s.id.clone(),
-                                trace_id: s.trace_id.clone(),
+                                trace_id: s.target(),
                                 body: serde_json::to_string(s).expect("score serializes"),
                             })
                             .collect();
@@ -585,44 +606,81 @@ fn deliver_scores(store: &mut Store, run: &mut Run<'_>, retry_failed: bool) -> R
     Ok(())
 }
 
-/// `request-0001.json`, …: the names [`dry_run`] writes.
-fn is_request_file(name: &std::ffi::OsStr) -> bool {
+/// The export settings for the sink `name`: Langfuse reads `langfuse.observation.input/output`, so the
+/// OpenInference copies (`input.value` / `output.value`) would store content twice there.
+pub fn sink_settings(settings: &ExportSettings, name: &str) -> ExportSettings {
+    let mut settings = settings.clone();
+    settings.content_values = name != "langfuse";
+    settings
+}
+
+/// `request-0001.json`, …, and `scores.jsonl`: the names [`dry_run`] writes in a sink's folder.
+fn is_dry_run_file(name: &std::ffi::OsStr) -> bool {
     name.to_str().is_some_and(|n| {
-        n.strip_prefix("request-")
-            .and_then(|r| r.strip_suffix(".json"))
-            .is_some_and(|d| d.len() >= 4 && d.bytes().all(|b| b.is_ascii_digit()))
+        n == "scores.jsonl"
+            || n.strip_prefix("request-")
+                .and_then(|r| r.strip_suffix(".json"))
+                .is_some_and(|d| d.len() >= 4 && d.bytes().all(|b| b.is_ascii_digit()))
     })
 }
 
-/// Makes `dir` ready for a dry run: created private (0700) when missing; an existing one may hold only
-/// request files of an earlier dry run, which are removed (so no stale request survives a smaller run).
+/// The sink folders a dry run writes.
+const DRY_RUN_SINKS: [&str; 2] = ["otlp", "langfuse"];
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Makes `dir` ready for a dry run: created private (0700) when missing; an existing one may hold only what
+/// an earlier dry run wrote (sink folders `otlp/`, `langfuse/` with request files and `scores.jsonl`, or
+/// request files of older releases at the top), which is removed (so no stale request survives a smaller
+/// run).
 ///
 /// Errors: `dir` is not a directory, or holds anything else (it was not written by a dry run).
 fn prepare_dry_run_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
-        return std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()));
+        return create_private_dir(dir);
     }
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("--dry-run {}: not a readable directory", dir.display()))?;
-    let (mut ours, mut foreign) = (Vec::new(), Vec::new());
-    for e in entries {
-        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
-        if is_request_file(&e.file_name()) && e.file_type().is_ok_and(|t| t.is_file()) {
+    let list = |d: &Path| -> Result<Vec<std::fs::DirEntry>> {
+        std::fs::read_dir(d)
+            .with_context(|| format!("--dry-run {}: not a readable directory", d.display()))?
+            .map(|e| e.with_context(|| format!("cannot list {}", d.display())))
+            .collect()
+    };
+    let (mut ours, mut dirs, mut foreign) = (Vec::new(), Vec::new(), Vec::new());
+    for e in list(dir)? {
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        let name = e.file_name();
+        if is_file && is_dry_run_file(&name) {
             ours.push(e.path());
+        } else if is_dir && DRY_RUN_SINKS.iter().any(|s| name == *s) {
+            for f in list(&e.path())? {
+                if f.file_type().is_ok_and(|t| t.is_file()) && is_dry_run_file(&f.file_name()) {
+                    ours.push(f.path());
+                } else {
+                    foreign.push(format!(
+                        "{}/{}",
+                        name.to_string_lossy(),
+                        f.file_name().to_string_lossy()
+                    ));
+                }
+            }
+            dirs.push(e.path());
         } else {
-            foreign.push(e.file_name().to_string_lossy().into_owned());
+            foreign.push(name.to_string_lossy().into_owned());
         }
     }
     if !foreign.is_empty() {
         foreign.sort();
         anyhow::bail!(
             "--dry-run {}: the directory is not empty and holds files a dry run did not write ({}{}); \
-             give a new or empty directory (a dry run replaces only its own request-NNNN.json files)",
+             give a new or empty directory (a dry run replaces only its own request-NNNN.json and scores.jsonl files)",
             dir.display(),
             foreign.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
             if foreign.len() > 3 { ", …" } else { "" }
@@ -631,48 +689,115 @@ fn prepare_dry_run_dir(dir: &Path) -> Result<()> {
     for p in ours {
         std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
     }
+    for d in dirs {
+        std::fs::remove_dir(&d).with_context(|| format!("cannot remove {}", d.display()))?;
+    }
     Ok(())
 }
 
-/// Writes the OTLP/JSON requests that would be sent for every stored trace into `dir` (`request-0001.json`,
-/// …), in delivery order. Changes nothing in the store; two runs over the same store write identical bytes.
-/// The files hold prompts and answers: `dir` is created 0700 and each file 0600. Request files of an
-/// earlier dry run in `dir` are removed first. Returns (requests, spans).
+/// What a dry run wrote for one sink.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DryRunReport {
+    pub sink: String,
+    pub requests: u64,
+    pub spans: u64,
+    /// Langfuse scores written to `scores.jsonl`.
+    pub scores: u64,
+}
+
+/// Writes, for each sink in `sinks` (name and protocol; a generic `otlp` one when none is configured), the
+/// requests that would be sent for every stored trace into `dir/<sink>/` as OTLP/JSON (`request-0001.json`,
+/// …, in delivery order and batching), and for Langfuse the score bodies that would be posted
+/// (`scores.jsonl`, one per line). Changes nothing in the store; two runs over the same store write
+/// identical bytes. The files hold prompts and answers: folders are created 0700 and files 0600. What an
+/// earlier dry run wrote in `dir` is removed first.
 ///
 /// Errors: `dir` holds files a dry run did not write; a file cannot be written.
-pub fn dry_run(store: &Store, dir: &Path, opts: &DeliveryOptions) -> Result<(u64, u64)> {
+pub fn dry_run(
+    store: &Store,
+    dir: &Path,
+    sinks: &[(&str, Protocol)],
+    opts: &DeliveryOptions,
+) -> Result<Vec<DryRunReport>> {
     prepare_dry_run_dir(dir)?;
-    let mut settings = opts.settings.clone();
-    settings.content_values = true;
-    let mut cursor: Option<Pending> = None;
-    let (mut files, mut spans) = (0u64, 0u64);
-    // A sink name no delivery row uses: every trace is pending.
-    const DRY: &str = "\u{0}dry-run";
-    loop {
-        let page = store.pending(DRY, i64::MAX, true, cursor.as_ref(), 256)?;
-        let Some(last) = page.last().cloned() else {
-            break;
+    let default = [("otlp", Protocol::Protobuf)];
+    let sinks = if sinks.is_empty() {
+        &default[..]
+    } else {
+        sinks
+    };
+    let mut reports = Vec::new();
+    for (name, protocol) in sinks {
+        let sink_dir = dir.join(name);
+        create_private_dir(&sink_dir)?;
+        let settings = sink_settings(&opts.settings, name);
+        let with_scores = *name == "langfuse";
+        let mut report = DryRunReport {
+            sink: name.to_string(),
+            ..Default::default()
         };
-        cursor = Some(last);
-        let mut all_parts = Vec::new();
-        for p in &page {
-            if let Some(t) = store.export_trace(&p.trace_id)? {
-                if sampled(&t.session.key, opts.sample_rate) {
-                    all_parts.extend(parts(&t, p, &settings, span_budget(Protocol::Json), false));
+        let mut scores_seen: std::collections::HashMap<String, usize> = Default::default();
+        let mut all_scores: Vec<scores::Score> = Vec::new();
+        let mut cursor: Option<Pending> = None;
+        // A sink name no delivery row uses: every trace is pending.
+        const DRY: &str = "\u{0}dry-run";
+        loop {
+            let page = store.pending(DRY, i64::MAX, true, cursor.as_ref(), 256)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            cursor = Some(last);
+            let mut all_parts = Vec::new();
+            for p in &page {
+                if let Some(t) = store.export_trace(&p.trace_id)? {
+                    if sampled(&t.session.key, opts.sample_rate) {
+                        let scores = if with_scores {
+                            scores_for(store, &t, settings.environment.as_deref())?
+                        } else {
+                            Vec::new()
+                        };
+                        all_parts.extend(parts(&t, p, &settings, span_budget(*protocol), scores));
+                    }
                 }
             }
+            for request in requests(all_parts, opts.max_batch_spans, span_budget(*protocol)) {
+                report.requests += 1;
+                report.spans += request.iter().map(|p| p.spans.len() as u64).sum::<u64>();
+                let mut spans = Vec::new();
+                for part in request {
+                    spans.extend(part.spans);
+                    // Queued in acknowledgement order; a score queued again (a session's) replaces the
+                    // earlier body in place, as the outbox does.
+                    for score in part.scores {
+                        match scores_seen.get(&score.id) {
+                            Some(&i) => all_scores[i] = score,
+                            None => {
+                                scores_seen.insert(score.id.clone(), all_scores.len());
+                                all_scores.push(score);
+                            }
+                        }
+                    }
+                }
+                let req = encode::request(spans, &settings);
+                let path = sink_dir.join(format!("request-{:04}.json", report.requests));
+                write_private(&path, &serde_json::to_vec_pretty(&req)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
         }
-        for request in requests(all_parts, opts.max_batch_spans, span_budget(Protocol::Json)) {
-            files += 1;
-            spans += request.iter().map(|p| p.spans.len() as u64).sum::<u64>();
-            let spans = request.into_iter().flat_map(|p| p.spans).collect();
-            let req = encode::request(spans, &settings);
-            let path = dir.join(format!("request-{files:04}.json"));
-            write_private(&path, &serde_json::to_vec_pretty(&req)?)
+        if with_scores {
+            let mut lines = String::new();
+            for s in &all_scores {
+                lines.push_str(&serde_json::to_string(s)?);
+                lines.push('\n');
+            }
+            let path = sink_dir.join("scores.jsonl");
+            write_private(&path, lines.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            report.scores = all_scores.len() as u64;
         }
+        reports.push(report);
     }
-    Ok((files, spans))
+    Ok(reports)
 }
 
 /// Writes a new file readable by its owner only (0600).
@@ -713,10 +838,14 @@ mod tests {
                 provider: None,
                 usage: None,
                 cost_total: None,
+                cost: None,
                 cost_source: None,
                 input: Some("{\"command\":\"cat big.log\"}".into()),
                 output: Some("x".repeat(20_000)),
                 metadata: None,
+                tool_call_id: Some(format!("call_{i}")),
+                finish_reason: None,
+                response_id: None,
             })
             .collect();
         ExportTrace {
@@ -756,7 +885,13 @@ mod tests {
         };
         let settings = DeliveryOptions::default().settings;
         for protocol in [Protocol::Protobuf, Protocol::Json] {
-            let all = parts(&trace, &pending, &settings, span_budget(protocol), false);
+            let all = parts(
+                &trace,
+                &pending,
+                &settings,
+                span_budget(protocol),
+                Vec::new(),
+            );
             let reqs = requests(all, 100_000, span_budget(protocol));
             assert!(reqs.len() >= 3, "{protocol:?}: {} requests", reqs.len());
             let mut ids = std::collections::BTreeSet::new();

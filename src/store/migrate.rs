@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0005_flags.sql"),
     },
+    Migration {
+        version: 6,
+        what: "typed tool call id, finish reason, response id",
+        prepare: None,
+        sql: include_str!("migrations/0006_typed_ids.sql"),
+    },
 ];
 
 /// The schema version this build writes.

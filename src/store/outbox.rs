@@ -13,7 +13,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::read::SessionRow;
 use super::Store;
-use crate::model::{Kind, Level, Usage};
+use crate::model::{CostBreakdown, Kind, Level, Usage};
 
 /// A trace waiting for a sink, at the version to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,10 +43,18 @@ pub struct ExportObservation {
     pub usage: Option<Usage>,
     /// pico-USD.
     pub cost_total: Option<i64>,
+    /// The cost per bucket (pico-USD), when the generation was priced; `total` equals `cost_total`.
+    pub cost: Option<CostBreakdown>,
     pub cost_source: Option<String>,
     pub input: Option<String>,
     pub output: Option<String>,
     pub metadata: Option<serde_json::Value>,
+    /// The agent's tool call id (tools).
+    pub tool_call_id: Option<String>,
+    /// Why the model stopped, as the agent wrote it (generations).
+    pub finish_reason: Option<String>,
+    /// The provider's response id (generations).
+    pub response_id: Option<String>,
 }
 
 /// A trace with its session and observations, ordered by start time then id (deterministic output).
@@ -162,7 +170,8 @@ impl Store {
             "SELECT id, parent_id, kind, name, key, start_ms, end_ms, completion_start_ms, level, status_message,
                     model, response_model, provider, input_tokens, output_tokens, cache_read_tokens,
                     cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, cost_total, cost_source,
-                    input, output, metadata
+                    input, output, metadata, tool_call_id, finish_reason, response_id,
+                    cost_input, cost_output, cost_cache_read, cost_cache_write
              FROM observations WHERE trace_id = ?1 ORDER BY start_ms, id",
         )?;
         let observations = stmt
@@ -183,6 +192,17 @@ impl Store {
                     None => None,
                 };
                 let metadata: Option<String> = r.get(23)?;
+                let cost_total: Option<i64> = r.get(19)?;
+                let cost = match cost_total {
+                    Some(total) => Some(CostBreakdown {
+                        input: r.get::<_, Option<i64>>(27)?.unwrap_or(0),
+                        output: r.get::<_, Option<i64>>(28)?.unwrap_or(0),
+                        cache_read: r.get::<_, Option<i64>>(29)?.unwrap_or(0),
+                        cache_write: r.get::<_, Option<i64>>(30)?.unwrap_or(0),
+                        total,
+                    }),
+                    None => None,
+                };
                 Ok(ExportObservation {
                     id: r.get(0)?,
                     parent_id: r.get(1)?,
@@ -202,11 +222,15 @@ impl Store {
                     response_model: r.get(11)?,
                     provider: r.get(12)?,
                     usage,
-                    cost_total: r.get(19)?,
+                    cost_total,
+                    cost,
                     cost_source: r.get(20)?,
                     input: r.get(21)?,
                     output: r.get(22)?,
                     metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+                    tool_call_id: r.get(24)?,
+                    finish_reason: r.get(25)?,
+                    response_id: r.get(26)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -221,6 +245,19 @@ impl Store {
             session,
             observations,
         }))
+    }
+
+    /// What the session-level scores of `session_key` are computed from: whether any of its observations is an
+    /// ERROR, and the sum of its generation costs (pico-USD, saturating).
+    pub fn session_score_facts(&self, session_key: &str) -> Result<(bool, i64)> {
+        let (errors, cost): (i64, Option<i64>) = self.conn().query_row(
+            "SELECT COALESCE(SUM(level = 'ERROR'), 0),
+                    SUM(CASE WHEN kind = 'generation' THEN cost_total END)
+             FROM observations WHERE session_key = ?1",
+            [session_key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((errors > 0, cost.unwrap_or(0)))
     }
 
     /// Runs `sql` once per trace, in one transaction; `run` binds one trace's parameters and executes.

@@ -315,9 +315,9 @@ fn upsert_observation(tx: &Transaction<'_>, o: &Observation, file_id: i64) -> Re
             completion_start_ms, level, status_message, model, response_model, provider,
             input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens,
             agent_cost, cost_input, cost_output, cost_cache_read, cost_cache_write, cost_total, cost_source, unpriced,
-            input, output, metadata, file_id, flag)
+            input, output, metadata, file_id, flag, tool_call_id, finish_reason, response_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-                 ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)
+                 ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)
          ON CONFLICT(id) DO UPDATE SET
            trace_id = COALESCE(excluded.trace_id, observations.trace_id),
            parent_id = COALESCE(observations.parent_id, excluded.parent_id),
@@ -351,6 +351,9 @@ fn upsert_observation(tx: &Transaction<'_>, o: &Observation, file_id: i64) -> Re
            output = COALESCE(excluded.output, observations.output),
            metadata = COALESCE(excluded.metadata, observations.metadata),
            file_id = COALESCE(observations.file_id, excluded.file_id),
+           tool_call_id = COALESCE(excluded.tool_call_id, observations.tool_call_id),
+           finish_reason = COALESCE(excluded.finish_reason, observations.finish_reason),
+           response_id = COALESCE(excluded.response_id, observations.response_id),
            flag = CASE WHEN excluded.input_tokens IS NOT NULL OR excluded.agent_cost IS NOT NULL
                        THEN excluded.flag ELSE COALESCE(excluded.flag, observations.flag) END",
     )?;
@@ -393,6 +396,9 @@ fn upsert_observation(tx: &Transaction<'_>, o: &Observation, file_id: i64) -> Re
         json(&o.metadata),
         file_id,
         o.flag,
+        o.tool_call_id,
+        o.finish_reason,
+        o.response_id,
     ])?;
     Ok(())
 }

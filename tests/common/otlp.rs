@@ -55,18 +55,22 @@ pub struct Got {
     pub attrs: BTreeMap<String, String>,
 }
 
-/// The request files `sync --dry-run` writes for `corpus` (in a fresh store), in order, with their contents.
+/// The request files `sync --dry-run` writes for `corpus` (in a fresh store, no backend configured: the
+/// generic OTLP sink's folder `out/otlp/`), in order, with their contents.
 pub fn dry_run(corpus: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let data = tempfile::tempdir().unwrap();
-    let out = data.path().join("out");
+    let top = data.path().join("out");
+    let out = top.join("otlp");
     let status = Command::new(bin())
         .args(["sync", "--path"])
         .arg(corpus)
         .arg("--data-dir")
         .arg(data.path())
         .arg("--dry-run")
-        .arg(&out)
+        .arg(&top)
         .env("HOME", data.path())
+        .env_remove("LANGFUSE_PUBLIC_KEY")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .status()
         .unwrap();
     assert!(status.success());

@@ -907,6 +907,11 @@ impl ClaudeParser {
             }
         }
         gen.output = (!open.text.is_empty()).then(|| open.text.clone());
+        gen.finish_reason = msg.stop_reason.clone();
+        gen.response_id = open
+            .message_id
+            .clone()
+            .filter(|id| !synthetic && !id.is_empty());
         gen.metadata = Some(json!({
             "messageId": open.message_id,
             "requestId": open.request_id,
@@ -939,6 +944,7 @@ impl ClaudeParser {
             tool.parent_id = Some(gen_id.clone());
             tool.start_ms = ts;
             tool.input = b.input.as_ref().map(Value::to_string);
+            tool.tool_call_id = (!call_id.is_empty()).then(|| call_id.clone());
             tool.metadata = Some(json!({ "toolUseId": call_id, "messageId": open.message_id }));
             out.push(Record::Observation(Box::new(tool)));
             self.state.pending_tools.retain(|p| p.id != call_id);
@@ -1022,6 +1028,7 @@ impl ClaudeParser {
             });
         }
         tool.output = output;
+        tool.tool_call_id = (!call_id.is_empty()).then(|| call_id.clone());
         let mut meta = Map::new();
         meta.insert("toolUseId".into(), json!(call_id));
         match &pending {

@@ -791,6 +791,9 @@ impl CodexParser {
                 }
                 let meta = json!({ "message": message });
                 self.event(pos, "error", ts, Some(Level::Error), meta, out);
+                if let Some(Record::Observation(obs)) = out.last_mut() {
+                    obs.status_message = message;
+                }
             }
             // Duplicates of response items, UI bookkeeping and streaming progress: nothing to count or keep.
             "agent_message"
@@ -1028,6 +1031,7 @@ impl CodexParser {
         gen.model = model;
         gen.provider = Some(PROVIDER.to_string());
         gen.usage = Some(usage.canonical());
+        gen.response_id = response_id.map(str::to_string);
         gen.metadata = Some(json!({
             "response_id": response_id,
             "turn_id": turn.or(self.state.turn_id.as_deref()),
@@ -1141,6 +1145,7 @@ impl CodexParser {
         tool.parent_id = Some(pending.id.clone());
         tool.start_ms = ts;
         tool.input = input;
+        tool.tool_call_id = (!call_id.is_empty()).then(|| call_id.to_string());
         tool.metadata = Some(json!({ "call_id": call_id, "item_id": item_key }));
         self.state.tools.insert(
             call_id.to_string(),
@@ -1262,7 +1267,7 @@ impl CodexParser {
             // The call was cut before its usage arrived: a user abort, not an error.
             let mut gen = self.update(&pending.id, pending.trace, Kind::Generation);
             gen.level = Some(Level::Warning);
-            gen.status_message = Some(format!("aborted ({reason})"));
+            gen.status_message = Some(aborted_message(&reason));
             gen.end_ms = ts;
             out.push(Record::Observation(Box::new(gen)));
         }
@@ -1279,6 +1284,10 @@ impl CodexParser {
         }
         let meta = json!({ "reason": reason, "turn_id": turn });
         self.event(pos, "turn_aborted", ts, Some(Level::Warning), meta, out);
+        // The marker says why the turn ended (Langfuse shows a WARNING's status message).
+        if let Some(Record::Observation(obs)) = out.last_mut() {
+            obs.status_message = Some(aborted_message(&reason));
+        }
     }
 
     /// `compacted`: the history was replaced by a summary. The span of the compaction call (when its items
@@ -1327,6 +1336,16 @@ impl CodexParser {
         obs.level = level;
         obs.metadata = Some(meta);
         out.push(Record::Observation(Box::new(obs)));
+    }
+}
+
+/// The status message of a turn Codex recorded as aborted (`turn_aborted.reason`, `interrupted` when the user
+/// pressed Esc / Ctrl-C).
+fn aborted_message(reason: &str) -> String {
+    if reason == "interrupted" {
+        "aborted by the user".to_string()
+    } else {
+        format!("aborted ({reason})")
     }
 }
 

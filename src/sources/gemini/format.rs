@@ -126,6 +126,17 @@ impl<'a> Message<'a> {
         str_of(self.0, "model").filter(|m| !m.is_empty())
     }
 
+    /// Why the model stopped (`finishReason`, the Gemini API's name), when a release records it; 0.61
+    /// does not.
+    pub fn finish_reason(&self) -> Option<&'a str> {
+        str_of(self.0, "finishReason").filter(|r| !r.is_empty())
+    }
+
+    /// The API's response id (`responseId`), when a release records it; 0.61 does not.
+    pub fn response_id(&self) -> Option<&'a str> {
+        str_of(self.0, "responseId").filter(|r| !r.is_empty())
+    }
+
     /// Names in `tokens` this parser does not know (format drift).
     pub fn unknown_token_fields(&self) -> Vec<String> {
         const KNOWN: &[&str] = &["input", "output", "cached", "thoughts", "tool", "total"];

@@ -790,6 +790,7 @@ impl GeminiParser {
                         });
                     }
                     tool.output = output;
+                    tool.tool_call_id = (!call_id.is_empty()).then(|| call_id.clone());
                     tool.metadata = Some(json!({ "callId": call_id, "orphan": true }));
                     self.extend_trace(t, ts);
                     out.push(Record::Observation(Box::new(tool)));
@@ -884,6 +885,8 @@ impl GeminiParser {
         gen.provider = Some(PROVIDER.to_string());
         gen.usage = tokens.map(|tk| tk.usage());
         gen.output = text.clone();
+        gen.finish_reason = m.finish_reason().map(str::to_string);
+        gen.response_id = m.response_id().map(str::to_string);
         gen.metadata = Some(json!({
             "tokens": tokens.map(|tk| json!({
                 "input": tk.input, "output": tk.output, "cached": tk.cached,
@@ -943,6 +946,7 @@ impl GeminiParser {
         tool.start_ms = start;
         tool.end_ms = call.timestamp_ms().or(start);
         tool.input = call.args().map(Value::to_string);
+        tool.tool_call_id = (!call_id.is_empty()).then(|| call_id.to_string());
         let output = call.result_text();
         let status = call.status();
         let code = output

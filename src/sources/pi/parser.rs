@@ -572,6 +572,8 @@ impl PiParser {
             .filter_map(|b| b.thinking.as_deref())
             .collect::<Vec<_>>()
             .join("\n");
+        gen.finish_reason = msg.stop_reason.clone();
+        gen.response_id = msg.response_id.clone();
         gen.metadata = Some(json!({
             "api": msg.api,
             "responseId": msg.response_id,
@@ -595,6 +597,7 @@ impl PiParser {
             tool.parent_id = Some(gen_id.clone());
             tool.start_ms = end;
             tool.input = block.arguments.as_ref().map(Value::to_string);
+            tool.tool_call_id = (!call_id.is_empty()).then(|| call_id.clone());
             tool.metadata = Some(json!({ "toolCallId": call_id }));
             self.state.pending_tools.insert(
                 call_id,
@@ -643,6 +646,7 @@ impl PiParser {
             format!("tool:{call_id}"),
         );
         tool.trace_id = Some(self.state.traces[t as usize].id.clone());
+        tool.tool_call_id = (!call_id.is_empty()).then(|| call_id.clone());
         if turn.is_none() {
             tool.start_ms = end;
             tool.metadata = Some(json!({ "toolCallId": call_id, "orphan": true }));
