@@ -90,6 +90,16 @@ pub fn delivery_options(ctx: &Context) -> Result<DeliveryOptions> {
 }
 
 pub fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
+    let json_out = args.json;
+    let result = run_sync(ctx, args);
+    // `--json` prints JSON in every outcome: an error too (`{"error": …}` on stdout, exit 1).
+    if let (true, Err(e)) = (json_out, &result) {
+        println!("{}", json!({ "error": format!("{e:#}") }));
+    }
+    result
+}
+
+fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
     // Configuration errors first, before any work: bad variables, credentials over plain http.
     let mut opts = delivery_options(ctx)?;
     let endpoints = endpoint::configured(&ctx.env)?;
