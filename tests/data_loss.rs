@@ -14,25 +14,8 @@ struct Run {
 
 fn report(home: &Path) -> Run {
     let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["report", "session", "--json", "--path"])
-        .arg(home)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("HOME", data.path())
-        .env_remove("TOKENTRACE_DATA_DIR")
-        .env_remove("TOKENTRACE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Run {
-        out: serde_json::from_slice(&out.stdout).unwrap(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let (out, stderr) = common::report_session_in(data.path(), home, &[]);
+    Run { out, stderr }
 }
 
 /// The session files of a run (`.jsonl`, not a subagent transcript), sorted.

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Output;
 
 use tokentrace::store::Store;
 
@@ -54,16 +54,8 @@ fn every_recorded_file_is_fully_classified() {
     );
 }
 
-fn tokentrace(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env("HOME", data)
-        .env_remove("TOKENTRACE_DATA_DIR")
-        .env_remove("TOKENTRACE_CONFIG")
-        .output()
-        .unwrap()
+fn tokentrace(data: &Path, args: &[&str]) -> Output {
+    common::tokentrace(data, args)
 }
 
 /// A Claude Code 2.1.332 transcript with an invented line type and an invented usage field: the import keeps

@@ -8,15 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn tokentrace(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env("HOME", data)
-        .env_remove("TOKENTRACE_DATA_DIR")
-        .env_remove("TOKENTRACE_CONFIG")
-        .output()
-        .unwrap()
+    common::tokentrace(data, args)
 }
 
 fn snapshot(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {

@@ -6,22 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn report(data: &Path, sessions: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["report", "session", "--json", "--tz", "UTC", "--path"])
-        .arg(sessions)
-        .arg("--data-dir")
-        .arg(data)
-        .env("HOME", data)
-        .env_remove("TOKENTRACE_DATA_DIR")
-        .env_remove("TOKENTRACE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::report_session_in(data, sessions, &["--tz", "UTC"]).0
 }
 
 /// A data dir holding a store made with the first release's schema (`migrations/0001_initial.sql` is that

@@ -99,26 +99,47 @@ pub fn store_of(content: &[u8], name: &str) -> (tempfile::TempDir, Store, Import
     (dir, store, summary)
 }
 
-/// `tokentrace report session --json --path HOME` into a fresh store (default discovery off: `HOME` is the
-/// temp store).
-pub fn report_session(home: &Path) -> serde_json::Value {
-    let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["report", "session", "--json", "--path"])
-        .arg(home)
+/// Runs the built `tokentrace ARGS --data-dir DATA` with `HOME=DATA` (so default discovery finds nothing) and
+/// no store or config from the environment.
+pub fn tokentrace(data: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args(args)
         .arg("--data-dir")
-        .arg(data.path())
-        .env("HOME", data.path())
+        .arg(data)
+        .env("HOME", data)
         .env_remove("TOKENTRACE_DATA_DIR")
         .env_remove("TOKENTRACE_CONFIG")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `tokentrace report session --json --path HOME ARGS` into the store in `data`; panics (with stderr) on
+/// failure. Returns the document and stderr.
+pub fn report_session_in(data: &Path, home: &Path, args: &[&str]) -> (serde_json::Value, String) {
+    let mut all = vec![
+        "report",
+        "session",
+        "--json",
+        "--path",
+        home.to_str().unwrap(),
+    ];
+    all.extend(args);
+    let out = tokentrace(data, &all);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    (
+        serde_json::from_slice(&out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `tokentrace report session --json --path HOME` into a fresh store.
+pub fn report_session(home: &Path) -> serde_json::Value {
+    let data = tempfile::tempdir().unwrap();
+    report_session_in(data.path(), home, &[]).0
 }
 
 /// Copies the tree under `from` to `to` (folders created as needed).
