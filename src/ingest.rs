@@ -71,6 +71,11 @@ impl Batch {
 /// data.
 fn moved_away(store: &Store, chunk: &Chunk) -> Result<Vec<i64>> {
     let mut out = Vec::new();
+    // A Gemini session can span several chat files (a resumed chat starts a new one): a file that holds the
+    // same session is no successor of a deleted one, and the deleted one's calls are not in it.
+    if chunk.file.agent == crate::model::Agent::Gemini.as_str() {
+        return Ok(out);
+    }
     for record in &chunk.records {
         let Record::Session(s) = record else { continue };
         if s.secondary_file {

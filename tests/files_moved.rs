@@ -203,3 +203,33 @@ fn doctor_shows_the_bytes_that_wait_for_a_newline() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("{name}: 27 byte(s)")), "{text}");
 }
+
+/// A Gemini session spread over two chat files (a resumed chat): a deleted chat keeps its data (as any deleted
+/// file does), even when its sibling is re-read from its start.
+#[test]
+fn a_deleted_gemini_chat_keeps_its_data_when_its_sibling_is_reread() {
+    let run = common::repo().join("tests/fixtures/unseen/gemini/gemini-0.61.0/run7-compress");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("home");
+    common::copy_tree(&run.join("home"), &root);
+    let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+    common::import_dir(&mut store, &root);
+    let want = sums(&store);
+    let mut chats: Vec<PathBuf> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.into_path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    chats.sort();
+    assert_eq!(chats.len(), 2);
+    // The newer chat (the session's owner, written last) goes; the older one is replaced by an identical copy
+    // (a new inode), so it is read again from its start.
+    std::fs::remove_file(&chats[1]).unwrap();
+    let text = std::fs::read(&chats[0]).unwrap();
+    std::fs::remove_file(&chats[0]).unwrap();
+    std::fs::write(&chats[0], text).unwrap();
+    let summary = common::import_dir(&mut store, &root);
+    assert!(summary.files_read >= 1);
+    assert_eq!(sums(&store), want);
+}
