@@ -78,6 +78,7 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Import what is new, then report tokens and cost grouped by day, session, model, …
+    #[command(after_help = crate::report::LEGEND)]
     Report(report::ReportArgs),
     /// Import what is new, then deliver pending traces to every configured backend (OTLP, Langfuse).
     Sync(sync::SyncArgs),
