@@ -16,10 +16,16 @@
 #        CCUSAGE     a ccusage to use instead of the pinned one installed into target/ccusage
 # Needs: node + npm (only to install ccusage the first time), python3.
 set -euo pipefail
+# A corpus given as an argument is relative to where the script was called from; the rest to the repo root.
+if [[ $# -gt 0 ]]; then
+  [[ -d $1 ]] || { echo "no corpus at $1" >&2; exit 2; }
+  corpus=$(cd "$1" && pwd)
+fi
 cd "$(dirname "$0")/.."
+command -v python3 >/dev/null || { echo "python3 is needed (scripts/compare_ccusage.py makes the tables)" >&2; exit 2; }
 
 CCUSAGE_VERSION=20.0.24
-corpus=${1:-../shared/corpus}
+corpus=${corpus:-../shared/corpus}
 [[ -d $corpus ]] || { echo "no corpus at $corpus (give its path as the first argument)" >&2; exit 2; }
 corpus=$(cd "$corpus" && pwd)
 
@@ -41,6 +47,7 @@ trap 'rm -rf "$work"' EXIT
 if [[ -z ${CCUSAGE:-} ]]; then
   CCUSAGE=$PWD/target/ccusage/node_modules/.bin/ccusage
   if [[ ! -x $CCUSAGE ]] || [[ $(HOME=$work "$CCUSAGE" --version 2>/dev/null) != *"$CCUSAGE_VERSION"* ]]; then
+    command -v npm >/dev/null || { echo "npm is needed once, to install ccusage@$CCUSAGE_VERSION" >&2; exit 2; }
     echo "installing ccusage@$CCUSAGE_VERSION into target/ccusage ..." >&2
     mkdir -p target/ccusage
     npm install --prefix target/ccusage --cache "$work/npm-cache" --no-audit --no-fund --no-update-notifier \
@@ -50,30 +57,36 @@ fi
 ccusage_version=$(HOME=$work "$CCUSAGE" --version 2>/dev/null | tr -d '\n')
 tokentrace_version=$(HOME=$work "$TOKENTRACE" --version 2>/dev/null | tr -d '\n')
 
-# Run a command with a scratch $HOME and XDG dirs, and without any agent-location variables the caller may
-# have set (they would make ccusage read the caller's real sessions instead of the run's).
+# Run a command in an empty environment with a scratch $HOME and XDG dirs: any location variable of the
+# caller's (CLAUDE_CONFIG_DIR, CODEX_HOME, PI_AGENT_DIR, GEMINI_DATA_DIR, OPENCODE_DATA_DIR, …, TOKENTRACE_*)
+# would make a tool read the caller's real sessions or config instead of the run's. The cwd is the temp dir,
+# so no project-local ccusage config is picked up either.
 isolated() { # isolated HOME CMD...
-  local home=$1; shift
-  (cd "$work" && env -u CLAUDE_CONFIG_DIR -u CODEX_HOME -u PI_AGENT_DIR -u PI_CODING_AGENT_DIR -u GEMINI_DATA_DIR \
-    -u XDG_CONFIG_HOME -u XDG_CACHE_HOME -u XDG_DATA_HOME -u TOKENTRACE_DATA_DIR -u TOKENTRACE_CONFIG \
-    -u TOKENTRACE_CHANNEL -u TZ HOME="$home" XDG_CONFIG_HOME="$home/.config" XDG_CACHE_HOME="$home/.cache" \
+  local home=$1
+  shift
+  (cd "$work" && env -i PATH="$PATH" HOME="$home" XDG_CONFIG_HOME="$home/.config" XDG_CACHE_HOME="$home/.cache" \
     XDG_DATA_HOME="$home/.local/share" NO_COLOR=1 "$@")
 }
 
 out=$work/out
 mkdir -p "$out"
 n=0
-for run in "$corpus"/*/*/*/; do
-  run=${run%/}
-  [[ -f $run/expected.json && -d $run/home ]] || continue
-  agent=$(basename "$(dirname "$(dirname "$run")")")
+# A run is any folder with expected.json and home/ (the corpus, or one agent's or version's part of it).
+while IFS= read -r expected; do
+  run=$(dirname "$expected")
+  [[ -d $run/home ]] || continue
+  agent=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["agent"])' "$expected")
   n=$((n + 1))
   id=$(printf '%03d' "$n")
   # ccusage gets a writable COPY of the run's home as $HOME: that is where it looks by default
   # (~/.claude, ~/.codex, ~/.pi/agent, ~/.gemini), and the corpus itself may be read-only.
   home=$work/home-$id
   cp -R "$run/home" "$home"
-  printf '%s\n' "${run#"$corpus"/}" >"$out/$id.run"
+  chmod -R u+w "$home" # the shared corpus may come without write bits; the copy must be removable
+  # Shown as <agent>/<agent>-<version>/<run> (the last three parts of its path), whatever part was given.
+  printf '%s\n' "$run" >"$out/$id.path"
+  printf '%s\n' "$run" | awk -F/ '{ print $(NF-2) "/" $(NF-1) "/" $NF }' >"$out/$id.run"
+  printf '%s\n' "$agent" >"$out/$id.agent"
   cp "$run/expected.json" "$out/$id.expected.json"
 
   # ccusage, per-agent command (the one a user would run for that agent). oh-my-pi has none, so for omp
@@ -97,7 +110,7 @@ for run in "$corpus"/*/*/*/; do
   # tokentrace reads the untouched corpus: --path never writes there, and --ephemeral keeps the store in memory.
   isolated "$home" "$TOKENTRACE" --ephemeral report daily --json --path "$run/home" --tz UTC \
     >"$out/$id.tokentrace.json" 2>"$out/$id.tokentrace.err" || echo "tokentrace failed on $run" >&2
-done
+done < <(find "$corpus" -name expected.json -not -path '*/home/*' | sort)
 [[ $n -gt 0 ]] || { echo "no runs (RUN/expected.json + RUN/home) under $corpus" >&2; exit 2; }
 
-python3 scripts/compare_ccusage.py "$out" "$ccusage_version" "$tokentrace_version" "$corpus"
+python3 scripts/compare_ccusage.py "$out" "$ccusage_version" "$tokentrace_version ($TOKENTRACE)" "$corpus"
