@@ -250,6 +250,29 @@ struct Run<'a> {
 impl Run<'_> {
     /// Extends the lease over `wait` plus [`LEASE_TTL`]. False (with `gave_up` set) when another `sync`
     /// took it over meanwhile: this run must stop sending.
+    /// Honours a stored `Retry-After` (`until`, ms since the epoch) of `who`: sleeps until then, holding the
+    /// lease. `false` when the run must stop instead (the wait ends past the retry budget, noted in the
+    /// report, or the lease was lost).
+    fn wait_until(&mut self, store: &Store, until: i64, who: &str) -> Result<bool> {
+        let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
+        if wait.is_zero() {
+            return Ok(true);
+        }
+        if Instant::now() + wait > self.deadline {
+            self.report.gave_up = Some(format!(
+                "{who} asked (Retry-After) to be left alone {:.1}s more, past the retry budget",
+                wait.as_secs_f64()
+            ));
+            return Ok(false);
+        }
+        tracing::info!("backing off {:.1}s as {who} asked", wait.as_secs_f64());
+        if !self.keep_lease(store, wait)? {
+            return Ok(false);
+        }
+        std::thread::sleep(wait);
+        Ok(true)
+    }
+
     fn keep_lease(&mut self, store: &Store, wait: Duration) -> Result<bool> {
         let until = now_ms() + (wait + LEASE_TTL).as_millis() as i64;
         if store.renew_lease(self.endpoint.name, &self.lease.holder, until)? {
@@ -350,23 +373,8 @@ fn deliver_traces(
     // A backend that asked an earlier run to wait (Retry-After) gets nothing before then, also when that run
     // was killed while it waited.
     let until = store.retry_not_before(endpoint.name)?.unwrap_or(0);
-    let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
-    if !wait.is_zero() {
-        if Instant::now() + wait > run.deadline {
-            run.report.gave_up = Some(format!(
-                "the backend asked (Retry-After) to be left alone {:.1}s more, past the retry budget",
-                wait.as_secs_f64()
-            ));
-            return Ok(());
-        }
-        tracing::info!(
-            "backing off {:.1}s as the backend asked",
-            wait.as_secs_f64()
-        );
-        if !run.keep_lease(store, wait)? {
-            return Ok(());
-        }
-        std::thread::sleep(wait);
+    if !run.wait_until(store, until, "the backend")? {
+        return Ok(());
     }
     let started = now_ms();
     'pages: loop {
@@ -517,19 +525,8 @@ fn deliver_scores(store: &mut Store, run: &mut Run<'_>, retry_failed: bool) -> R
     };
     let sink = run.endpoint.name;
     let until = store.scores_not_before(sink)?.unwrap_or(0);
-    let wait = Duration::from_millis(until.saturating_sub(now_ms()).max(0) as u64);
-    if !wait.is_zero() {
-        if Instant::now() + wait > run.deadline {
-            run.report.gave_up = Some(format!(
-                "the scores endpoint asked (Retry-After) to be left alone {:.1}s more, past the retry budget",
-                wait.as_secs_f64()
-            ));
-            return Ok(());
-        }
-        if !run.keep_lease(store, wait)? {
-            return Ok(());
-        }
-        std::thread::sleep(wait);
+    if !run.wait_until(store, until, "the scores endpoint")? {
+        return Ok(());
     }
     let auth: Vec<(String, String)> = run
         .endpoint
