@@ -26,7 +26,9 @@ struct Pattern {
     group: usize,
 }
 
-/// Order matters: more specific kinds first (`sk-ant-` before `sk-`).
+/// Order matters: more specific kinds first (`sk-ant-` before `sk-`). Word boundaries are ASCII
+/// (`(?-u:\b)`): every token these patterns find is ASCII, and a Unicode `\b` makes the regex engine leave
+/// its lazy DFA for the much slower PikeVM on non-ASCII text (13 % of a cold import, bench/BENCHMARKS.md).
 const PATTERNS: &[Pattern] = &[
     Pattern {
         kind: "private-key",
@@ -35,22 +37,22 @@ const PATTERNS: &[Pattern] = &[
     },
     Pattern {
         kind: "anthropic-key",
-        regex: r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
+        regex: r"(?-u:\b)sk-ant-[A-Za-z0-9_\-]{20,}",
         group: 0,
     },
     Pattern {
         kind: "langfuse-key",
-        regex: r"\b(?:pk|sk)-lf-[A-Za-z0-9\-]{8,}",
+        regex: r"(?-u:\b)(?:pk|sk)-lf-[A-Za-z0-9\-]{8,}",
         group: 0,
     },
     Pattern {
         kind: "openai-key",
-        regex: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        regex: r"(?-u:\b)sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
         group: 0,
     },
     Pattern {
         kind: "aws-access-key-id",
-        regex: r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+        regex: r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?-u:\b)",
         group: 0,
     },
     Pattern {
@@ -60,42 +62,42 @@ const PATTERNS: &[Pattern] = &[
     },
     Pattern {
         kind: "github-token",
-        regex: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
+        regex: r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
         group: 0,
     },
     Pattern {
         kind: "slack-token",
-        regex: r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+        regex: r"(?-u:\b)xox[abposr]-[A-Za-z0-9\-]{10,}",
         group: 0,
     },
     Pattern {
         kind: "google-api-key",
-        regex: r"\bAIza[0-9A-Za-z_\-]{35}",
+        regex: r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}",
         group: 0,
     },
     Pattern {
         kind: "stripe-key",
-        regex: r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}",
+        regex: r"(?-u:\b)(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}",
         group: 0,
     },
     Pattern {
         kind: "jwt",
-        regex: r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        regex: r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         group: 0,
     },
     Pattern {
         kind: "bearer-token",
-        regex: r"(?i)\bbearer\s+([A-Za-z0-9._~+/\-]{16,}=*)",
+        regex: r"(?i)(?-u:\b)bearer\s+([A-Za-z0-9._~+/\-]{16,}=*)",
         group: 1,
     },
     Pattern {
         kind: "url-credentials",
-        regex: r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\x22]+:([^\s@/'\x22]+)@",
+        regex: r"(?-u:\b)[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\x22]+:([^\s@/'\x22]+)@",
         group: 1,
     },
     Pattern {
         kind: "env-secret",
-        regex: r#"(?i)\b[a-z0-9_]*(?:key|token|secret|password|passwd|pwd)\b["']?\s*[:=]\s*["']?([^\s"'\\,;&]{8,})"#,
+        regex: r#"(?i)(?-u:\b)[a-z0-9_]*(?:key|token|secret|password|passwd|pwd)(?-u:\b)["']?\s*[:=]\s*["']?([^\s"'\\,;&]{8,})"#,
         group: 1,
     },
 ];

@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0006_typed_ids.sql"),
     },
+    Migration {
+        version: 7,
+        what: "sessions by file index",
+        prepare: None,
+        sql: include_str!("migrations/0007_sessions_file_index.sql"),
+    },
 ];
 
 /// The schema version this build writes.
