@@ -350,12 +350,23 @@ pub fn import(
     let mut progress = Progress::new(total, show_progress);
     let mut batch = Batch::default();
     for (file, path, meta) in work {
+        // Only a file that changed needs its parser checkpoint (`files()` leaves them out).
+        let prev = match known.get(&path) {
+            Some(row) => {
+                let mut row = row.clone();
+                row.checkpoint = store
+                    .file_checkpoint(row.id)
+                    .context("store error while importing")?;
+                Some(row)
+            }
+            None => None,
+        };
         // A file that fails half-way keeps the chunks it produced: they are consistent up to their offset.
         if let Err(e) = import_file(
             file,
             &path,
             &meta,
-            known.get(&path),
+            prev.as_ref(),
             enricher,
             &mut summary,
             &mut batch,

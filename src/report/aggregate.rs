@@ -91,7 +91,10 @@ pub struct Totals {
 impl Totals {
     /// Adds one fact.
     pub fn add(&mut self, fact: &Fact) {
-        self.sessions.insert(fact.session_key.clone());
+        // Most facts belong to a session already counted: no clone for them.
+        if !self.sessions.contains(&fact.session_key) {
+            self.sessions.insert(fact.session_key.clone());
+        }
         match fact.kind {
             FactKind::Prompt => self.prompts += 1,
             FactKind::Subagent => self.subagents += 1,
