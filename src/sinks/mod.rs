@@ -250,6 +250,28 @@ struct Run<'a> {
 impl Run<'_> {
     /// Extends the lease over `wait` plus [`LEASE_TTL`]. False (with `gave_up` set) when another `sync`
     /// took it over meanwhile: this run must stop sending.
+    /// After a retryable failure (counted in the report): how long to wait — the backend's `Retry-After`,
+    /// else our backoff for `attempt` (then advanced), at most 5 minutes — and the time from which the next
+    /// run may send. A time the backend asked for binds the next run too, also when this one is killed
+    /// mid-wait; our own backoff does not: a user who runs sync again (having fixed the collector, say) wants
+    /// it tried at once.
+    fn retry_timing(
+        &mut self,
+        attempt: &mut u32,
+        retry_after: Option<Duration>,
+    ) -> (Duration, i64) {
+        self.report.retries += 1;
+        let wait = retry_after
+            .unwrap_or_else(|| http::backoff(*attempt, &mut self.seed))
+            .min(Duration::from_secs(300));
+        *attempt += 1;
+        let not_before = match retry_after {
+            Some(_) => now_ms() + wait.as_millis() as i64,
+            None => now_ms(),
+        };
+        (wait, not_before)
+    }
+
     /// Honours a stored `Retry-After` (`until`, ms since the epoch) of `who`: sleeps until then, holding the
     /// lease. `false` when the run must stop instead (the wait ends past the retry budget, noted in the
     /// report, or the lease was lost).
@@ -485,18 +507,8 @@ fn deliver_traces(
                     }
                     http::Outcome::Retry { error, retry_after } => {
                         let error = run.scrub(&error);
-                        run.report.retries += 1;
-                        let wait = retry_after
-                            .unwrap_or_else(|| http::backoff(attempt, &mut run.seed))
-                            .min(Duration::from_secs(300));
-                        attempt += 1;
-                        // Recorded before waiting. A time the backend asked for (Retry-After) binds the next
-                        // run too, also when this one is killed mid-wait; our own backoff does not: a user who
-                        // runs sync again (having fixed the collector, say) wants it tried at once.
-                        let not_before = match retry_after {
-                            Some(_) => now_ms() + wait.as_millis() as i64,
-                            None => now_ms(),
-                        };
+                        // Recorded before waiting (`not_before`), so a killed run still honours it.
+                        let (wait, not_before) = run.retry_timing(&mut attempt, retry_after);
                         store.mark_retry(endpoint.name, &traces, not_before, &error)?;
                         if Instant::now() + wait > run.deadline {
                             tracing::warn!("{error}; giving up for this run");
@@ -575,15 +587,7 @@ fn deliver_scores(store: &mut Store, run: &mut Run<'_>, retry_failed: bool) -> R
                     }
                     http::Outcome::Retry { error, retry_after } => {
                         let error = run.scrub(&format!("scores: {error}"));
-                        run.report.retries += 1;
-                        let wait = retry_after
-                            .unwrap_or_else(|| http::backoff(attempt, &mut run.seed))
-                            .min(Duration::from_secs(300));
-                        attempt += 1;
-                        let not_before = match retry_after {
-                            Some(_) => now_ms() + wait.as_millis() as i64,
-                            None => now_ms(),
-                        };
+                        let (wait, not_before) = run.retry_timing(&mut attempt, retry_after);
                         store.mark_score_retry(sink, &id, not_before, &error)?;
                         if Instant::now() + wait > run.deadline {
                             tracing::warn!("{error}; giving up for this run");
