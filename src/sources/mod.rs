@@ -208,23 +208,19 @@ pub fn detect(path: &Path) -> Option<Agent> {
 /// their header (a pi header or Codex `session_meta` that was lost). Errors: the file cannot be read.
 pub fn detect_file(path: &Path) -> std::io::Result<Option<Agent>> {
     use std::io::Read;
-    let mut head = vec![0u8; PROBE];
-    let mut file = std::fs::File::open(path)?;
-    let mut n = 0;
-    while n < head.len() {
-        match file.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    let head = &head[..n];
+    let file = std::fs::File::open(path)?;
+    let mut head = Vec::with_capacity(PROBE);
+    file.take(PROBE as u64).read_to_end(&mut head)?;
+    Ok(detect_bytes(&head, path))
+}
+
+/// [`detect_file`] on the first bytes of a file.
+fn detect_bytes(head: &[u8], path: &Path) -> Option<Agent> {
     let is_json = path.extension().is_some_and(|e| e == "json");
     if is_json {
         // Only Gemini writes whole-document `.json` chats; other `.json` files (settings, Claude's subagent
         // `.meta.json`) are not sessions.
-        return Ok(gemini::detect(head, path).then_some(Agent::Gemini));
+        return gemini::detect(head, path).then_some(Agent::Gemini);
     }
     let mut start = 0;
     for _ in 0..PROBE_LINES {
@@ -232,20 +228,19 @@ pub fn detect_file(path: &Path) -> std::io::Result<Option<Agent>> {
             break;
         }
         if let Some(agent) = detect_head(&head[start..], path) {
-            return Ok(Some(agent));
+            return Some(agent);
         }
         match head[start..].iter().position(|b| *b == b'\n') {
             Some(i) => start += i + 1,
             None => break,
         }
     }
-    Ok(head
-        .split(|b| *b == b'\n')
+    head.split(|b| *b == b'\n')
         .take(PROBE_LINES)
         .find_map(|line| {
             pi::detect_entry(line, path)
                 .or_else(|| codex::detect_entry(line).then_some(Agent::Codex))
-        }))
+        })
 }
 
 /// Detects the agent from a head that starts at a line boundary (each source looks at its first line).

@@ -10,7 +10,14 @@ use std::path::Path;
 /// `{"sessionId","projectHash","startTime",…}`, a `session-*.json` document with `sessionId` and `projectHash`,
 /// or a subagent chat (`chats/<main session id>/<agent id>.jsonl`, header `"kind":"subagent"`).
 pub fn detect(head: &[u8], path: &Path) -> bool {
-    let text = String::from_utf8_lossy(head);
+    // A JSONL chat's header is its first line; a whole-document chat's, the start of the document. (Looking
+    // at one line keeps detection cheap: it runs on every line start of the probe for every new file.)
+    let scope = if is_document(path) {
+        head
+    } else {
+        head.split(|b| *b == b'\n').next().unwrap_or(&[])
+    };
+    let text = String::from_utf8_lossy(scope);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let header = text.contains("\"sessionId\"") && text.contains("\"projectHash\"");
     if name.starts_with("session-") {
