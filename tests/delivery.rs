@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::otlp::{from_request, pi_corpus_dir};
+use common::otlp::{from_request, pi_corpus_dir, sync_command};
 use http_server::{ok, Reply, Server};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -24,26 +24,6 @@ const TRACES: &str = "/api/public/otel/v1/traces";
 /// (tool_call_count, total_tool_errors, turn_count, generation_count), 25 of them with tool calls
 /// (tool_success_rate), and 20 sessions × 2 session scores (session_had_errors, session_cost_usd).
 const ALL_SCORES: usize = 27 * 4 + 25 + 20 * 2;
-
-fn sync_command(corpus: &Path, data: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentrace"));
-    cmd.args(["sync", "--json"])
-        .args(args)
-        .arg("--path")
-        .arg(corpus)
-        .arg("--data-dir")
-        .arg(data)
-        .env("HOME", data)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
-        .env_remove("TOKENTRACE_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
 
 /// Runs a sync to its end, or kills it after `limit`: (exit code, JSON summary, elapsed).
 fn sync_within(

@@ -8,7 +8,7 @@ mod common;
 
 use common::otlp::{
     bin, dry_run, dry_run_spans, expected_tokens, from_request, pi_corpus_dir as corpus_dir,
-    required, Got,
+    required, sync_command, Got,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -709,22 +709,6 @@ fn a_partial_success_and_a_207_are_acknowledged_and_not_resent() {
             .is_some_and(|e| e.contains("rejected 4 span(s)")),
         "{doc}"
     );
-}
-
-/// `tokentrace sync --json [args] --path corpus --data-dir data` with `HOME=data` and `env`.
-fn sync_command(corpus: &Path, data: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.args(["sync", "--json"])
-        .args(args)
-        .arg("--path")
-        .arg(corpus)
-        .arg("--data-dir")
-        .arg(data)
-        .env("HOME", data);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
 }
 
 /// Runs [`sync_command`] to the end; its JSON summary.

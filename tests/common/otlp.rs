@@ -12,6 +12,28 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tokentrace")
 }
 
+/// `tokentrace sync --json [args] --path corpus --data-dir data` with `HOME=data`, no backend or config from
+/// the environment but `env`, stdout and stderr piped (callers may set their own).
+pub fn sync_command(corpus: &Path, data: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(["sync", "--json"])
+        .args(args)
+        .arg("--path")
+        .arg(corpus)
+        .arg("--data-dir")
+        .arg(data)
+        .env("HOME", data)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+        .env_remove("TOKENTRACE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// `TOKENTRACE_REQUIRE_BACKENDS=1` (set by CI): a missing backend fails the test instead of skipping it.
 pub fn required() -> bool {
     std::env::var("TOKENTRACE_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
