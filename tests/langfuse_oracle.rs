@@ -163,20 +163,7 @@ fn langfuse_attributes_match_the_official_sdk() {
         spec["generation"]["completion_start_time"].is_string(),
         "the oh-my-pi run records ttft"
     );
-    let spec_path = data.path().join("spec.json");
-    std::fs::write(&spec_path, spec.to_string()).unwrap();
-    let script = data.path().join("sdk.py");
-    std::fs::write(&script, SDK_SCRIPT).unwrap();
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg(&spec_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_sdk(&py, data.path(), SDK_SCRIPT, &spec);
     let sdk: BTreeMap<String, BTreeMap<String, Value>> =
         serde_json::from_slice(&out.stdout).unwrap();
 
@@ -372,20 +359,7 @@ fn failed_root_version_and_session_scores_match_the_official_sdk() {
         },
         "scores": scores,
     });
-    let spec_path = data.path().join("spec.json");
-    std::fs::write(&spec_path, spec.to_string()).unwrap();
-    let script = data.path().join("sdk2.py");
-    std::fs::write(&script, SDK_SCRIPT_2).unwrap();
-    let res = Command::new(&py)
-        .arg(&script)
-        .arg(&spec_path)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let res = run_sdk(&py, data.path(), SDK_SCRIPT_2, &spec);
     let sdk: Value = serde_json::from_slice(&res.stdout).unwrap();
     let sdk_root = sdk["spans"]["agent"].as_object().unwrap();
     let mut checked = 0;
@@ -424,4 +398,29 @@ fn failed_root_version_and_session_scores_match_the_official_sdk() {
             );
         }
     }
+}
+
+/// Runs `script` (Python, with the official SDK) on `spec` (written as JSON into `dir`); panics with its stderr
+/// when it fails.
+fn run_sdk(
+    py: &std::path::Path,
+    dir: &std::path::Path,
+    script: &str,
+    spec: &Value,
+) -> std::process::Output {
+    let spec_path = dir.join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let script_path = dir.join("sdk.py");
+    std::fs::write(&script_path, script).unwrap();
+    let out = Command::new(py)
+        .arg(&script_path)
+        .arg(&spec_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
