@@ -566,7 +566,7 @@ pub fn render_table(
     }
     let fitted = layout.fit(opts.width, opts.color);
     let mut notes = String::new();
-    let hidden = rows.len() < ordered_rows(grouping, agg, sessions).len();
+    let hidden = rows.len() < agg.rows.len();
     if hidden {
         notes.push_str(&format!(
             "\n{} of {} row(s) shown (--last / --limit); the total covers them all.",
