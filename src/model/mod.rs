@@ -12,6 +12,7 @@
 //! requests it and completed when its result arrives.
 
 pub mod ids;
+pub mod merge;
 pub mod time;
 
 use serde::{Deserialize, Serialize};

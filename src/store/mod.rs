@@ -181,8 +181,32 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // 32 MB page cache: imports touch the observation indexes all over; stays within the RSS budget.
         conn.pragma_update(None, "cache_size", -32_000)?;
+        // The import path caches ~15 statements; rusqlite's default cache holds 16.
+        conn.set_prepared_statement_cache_capacity(64);
         migrate::migrate(&mut conn, &path.display().to_string())?;
         Ok(Store { conn, path })
+    }
+
+    /// Bulk mode, for an import that reads a lot (a first run over a long history): `synchronous=OFF` and
+    /// a WAL checkpoint every 64 MB instead of every 4 MB. Safe because the import is restartable: each
+    /// transaction stores records together with the file offsets they came from, so a crash loses at most
+    /// the last transactions, which the next run reads again from the older offsets. (An operating-system
+    /// crash or power loss in the middle can corrupt the file under `synchronous=OFF`; `store rebuild`
+    /// re-imports everything from the agents' files.) Measured on the 1 GB Claude benchmark: 260 fsyncs
+    /// and ~12 % of the CPU in checkpoints before. Turning it off restores `synchronous=NORMAL` and
+    /// checkpoints what the WAL holds.
+    pub fn set_bulk(&self, on: bool) -> Result<()> {
+        if on {
+            self.conn.pragma_update(None, "synchronous", "OFF")?;
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", 16_384)?;
+        } else {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            self.conn.pragma_update(None, "wal_autocheckpoint", 1_000)?;
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// Path of the database file.

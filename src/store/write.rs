@@ -58,13 +58,7 @@ impl Store {
             }
             let file_id = upsert_file(&tx, &chunk.file, chunk.restart)?;
             if chunk.restart {
-                tx.execute(
-                    "DELETE FROM observations WHERE file_id = ?1",
-                    params![file_id],
-                )?;
-                tx.execute("DELETE FROM traces WHERE file_id = ?1", params![file_id])?;
-                tx.execute("DELETE FROM sessions WHERE file_id = ?1", params![file_id])?;
-                tx.execute("DELETE FROM drift WHERE file_id = ?1", params![file_id])?;
+                delete_file_rows(&tx, file_id)?;
             }
             for record in &chunk.records {
                 match record {
@@ -117,13 +111,22 @@ impl Store {
 
 /// Deletes everything imported from a file, and the file's row.
 fn forget_file(tx: &Transaction<'_>, file_id: i64) -> Result<()> {
-    for table in ["observations", "traces", "sessions", "drift"] {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE file_id = ?1"),
-            params![file_id],
-        )?;
-    }
+    delete_file_rows(tx, file_id)?;
     tx.execute("DELETE FROM files WHERE id = ?1", params![file_id])?;
+    Ok(())
+}
+
+/// Deletes the rows imported from a file. Cached statements: a cold import restarts every file (each a new
+/// one, so nothing is found), and preparing four statements per file cost 1.7 % of it.
+fn delete_file_rows(tx: &Transaction<'_>, file_id: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM observations WHERE file_id = ?1",
+        "DELETE FROM traces WHERE file_id = ?1",
+        "DELETE FROM sessions WHERE file_id = ?1",
+        "DELETE FROM drift WHERE file_id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute(params![file_id])?;
+    }
     Ok(())
 }
 
@@ -161,13 +164,13 @@ pub(super) fn bump_traces<'a>(
     if ids.peek().is_none() {
         return Ok(());
     }
-    let seq: i64 = tx.query_row(
-        "INSERT INTO meta (key, value) VALUES ('trace_seq', '1')
-         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
-         RETURNING CAST(value AS INTEGER)",
-        [],
-        |r| r.get(0),
-    )?;
+    let seq: i64 = tx
+        .prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('trace_seq', '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+             RETURNING CAST(value AS INTEGER)",
+        )?
+        .query_row([], |r| r.get(0))?;
     let mut stmt = tx.prepare_cached("UPDATE traces SET seq = ?1 WHERE id = ?2")?;
     for id in ids {
         stmt.execute(params![seq, id])?;
