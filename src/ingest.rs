@@ -356,6 +356,9 @@ pub struct ImportOptions {
     /// Fold records of one chunk that share an id before writing them ([`crate::model::merge`]); off only to
     /// check that folding changes nothing.
     pub coalesce: bool,
+    /// New bytes from which the import runs in bulk mode ([`Store::set_bulk`]; into an empty store also
+    /// without secondary indexes until the end). Default 64 MB.
+    pub bulk_bytes: u64,
 }
 
 impl Default for ImportOptions {
@@ -364,6 +367,7 @@ impl Default for ImportOptions {
             show_progress: false,
             threads: None,
             coalesce: true,
+            bulk_bytes: BULK_BYTES,
         }
     }
 }
@@ -444,10 +448,18 @@ pub fn import_with(
         });
     }
     let mut progress = Progress::new(total, show_progress);
-    let bulk = total >= BULK_BYTES;
+    let bulk = total >= options.bulk_bytes;
     if bulk {
         store
             .set_bulk(true)
+            .context("store error while importing")?;
+    }
+    // A first import into an empty store builds the secondary indexes once at the end (see
+    // `Store::drop_import_indexes`).
+    let cold = bulk && known.is_empty();
+    if cold {
+        store
+            .drop_import_indexes()
             .context("store error while importing")?;
     }
     let mut batch = Batch::with_scale(if bulk { BULK_FACTOR } else { 1 });
@@ -472,9 +484,19 @@ pub fn import_with(
     progress.inc(batch.bytes, "");
     let t = Instant::now();
     batch.flush(store).context("store error while importing")?;
+    // The orphan linking below looks for `trace_id IS NULL` through `observations_trace`.
+    if cold {
+        let t_index = Instant::now();
+        store
+            .create_import_indexes()
+            .context("store error while indexing")?;
+        tracing::debug!("indexed in {:?}", t_index.elapsed());
+    }
+    let t_link = Instant::now();
     store
         .link_orphan_traces()
         .context("store error while linking subagent traces")?;
+    tracing::debug!("linked subagent traces in {:?}", t_link.elapsed());
     if bulk {
         store
             .set_bulk(false)
@@ -707,7 +729,16 @@ fn import_file(
     let start = resume.map_or(0, |p| p.offset);
     if document {
         return import_document(
-            file, path, meta, &handle, parser, restart, enricher, coalesce, summary, emit,
+            file,
+            path,
+            meta,
+            &handle,
+            parser,
+            (restart, prev.is_none()),
+            enricher,
+            coalesce,
+            summary,
+            emit,
         );
     }
     let mut reader = ChunkReader::new(&handle, start)?;
@@ -767,6 +798,7 @@ fn import_file(
                     .map(|(i, at)| format!("{at}: {}", i.message)),
             },
             restart,
+            new_file: prev.is_none() && start == 0 && before == 0,
             records,
             forget_files: Vec::new(),
         };
@@ -792,7 +824,7 @@ fn import_document(
     meta: &std::fs::Metadata,
     handle: &File,
     mut parser: Parser,
-    restart: bool,
+    (restart, new_file): (bool, bool),
     enricher: &Enricher,
     coalesce: bool,
     summary: &mut ImportSummary,
@@ -849,6 +881,7 @@ fn import_document(
                 last_warning: issues.last().map(|i| i.message.clone()),
             },
             restart,
+            new_file,
             records,
             forget_files: Vec::new(),
         },

@@ -138,3 +138,77 @@ fn migration_6_fills_typed_ids_from_the_metadata_of_earlier_releases() {
         ]
     );
 }
+
+/// A cold import drops and re-creates the secondary indexes listed in `store::IMPORT_INDEXES`: that list must
+/// be what the migrations create, and a cold import (bulk mode, indexes built at the end) must leave the same
+/// indexes and the same rows as an import that kept them.
+#[test]
+fn a_cold_import_leaves_the_indexes_and_rows_of_a_plain_one() {
+    use tokentrace::config::Config;
+    use tokentrace::ingest::{import_with, Enricher, ImportOptions};
+    use tokentrace::sources::{discover, Root};
+    use tokentrace::store::Store;
+
+    let mut from_migrations = Vec::new();
+    for entry in std::fs::read_dir(common::repo().join("src/store/migrations")).unwrap() {
+        let sql = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for stmt in sql.split(';') {
+            let stmt = stmt
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let stmt = stmt.trim();
+            let on_imported = [" ON observations(", " ON traces(", " ON sessions("];
+            if stmt.starts_with("CREATE INDEX") && on_imported.iter().any(|t| stmt.contains(t)) {
+                from_migrations.push(stmt.to_string());
+            }
+        }
+    }
+    from_migrations.sort();
+    let mut listed: Vec<String> = tokentrace::store::IMPORT_INDEXES
+        .iter()
+        .map(|(_, sql)| sql.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, from_migrations);
+
+    let roots = [Root {
+        agent: None,
+        dir: common::repo().join("tests/fixtures/recorded"),
+        origin: "test".into(),
+    }];
+    let files = discover(&roots, &tokentrace::model::Agent::ALL);
+    let enricher = Enricher::new(Config::default(), None);
+    let import = |bulk_bytes: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("tokentrace.db")).unwrap();
+        let options = ImportOptions {
+            bulk_bytes,
+            ..ImportOptions::default()
+        };
+        import_with(&mut store, &files, &enricher, options).unwrap();
+        let mut stmt = store_indexes(&store);
+        stmt.sort();
+        (dir, store.snapshot().unwrap(), stmt)
+    };
+    let (_a, plain, plain_indexes) = import(u64::MAX);
+    let (_b, cold, cold_indexes) = import(0);
+    assert_eq!(cold, plain);
+    assert_eq!(cold_indexes, plain_indexes);
+    assert_eq!(cold_indexes.len(), listed.len());
+}
+
+fn store_indexes(store: &tokentrace::store::Store) -> Vec<String> {
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL
+             AND tbl_name IN ('observations', 'traces', 'sessions')",
+        )
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}

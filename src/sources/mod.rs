@@ -194,6 +194,8 @@ pub fn scan(roots: &[Root], agents: &[Agent], known: impl Fn(&Path) -> Option<Ag
 
 /// Bytes of a file read to recognise its agent.
 const PROBE: usize = 64 * 1024;
+/// Bytes read first: enough for the first lines of most files ([`detect_file`]).
+const SMALL_PROBE: usize = 8 * 1024;
 /// Lines tried, from the first, before giving up on content.
 const PROBE_LINES: usize = 64;
 
@@ -208,9 +210,27 @@ pub fn detect(path: &Path) -> Option<Agent> {
 /// their header (a pi header or Codex `session_meta` that was lost). Errors: the file cannot be read.
 pub fn detect_file(path: &Path) -> std::io::Result<Option<Agent>> {
     use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut head = Vec::with_capacity(PROBE);
-    file.take(PROBE as u64).read_to_end(&mut head)?;
+    let mut file = std::fs::File::open(path)?;
+    let mut head = Vec::with_capacity(SMALL_PROBE);
+    (&mut file)
+        .take(SMALL_PROBE as u64)
+        .read_to_end(&mut head)?;
+    if head.len() == SMALL_PROBE {
+        // Most files tell their agent in their first line: reading 64 KiB of each of 8,000 new files cost the
+        // cold 1 GB benchmark 0.5 GB of copying on the writer thread. The short probe decides only when its
+        // first two lines are complete and the first is recognised (the detectors look at those two).
+        let complete = head.iter().rposition(|b| *b == b'\n');
+        let two_lines = head.iter().filter(|b| **b == b'\n').nth(1).is_some();
+        if let (Some(end), true) = (complete, two_lines) {
+            if let Some(agent) = detect_head(&head[..=end], path) {
+                if path.extension().is_none_or(|e| e != "json") {
+                    return Ok(Some(agent));
+                }
+            }
+        }
+        file.take((PROBE - SMALL_PROBE) as u64)
+            .read_to_end(&mut head)?;
+    }
     Ok(detect_bytes(&head, path))
 }
 

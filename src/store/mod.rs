@@ -22,6 +22,36 @@ pub use rebuild::CarryOver;
 pub use reprice::{ModelRepricing, Repricing, PRICE_FINGERPRINT_KEY};
 pub use write::{Chunk, FileUpdate};
 
+/// The secondary indexes over imported rows, as the migrations create them (`0001_initial.sql`,
+/// `0007_sessions_file_index.sql`; `tests/store_migrations.rs` checks the two agree). A cold import drops
+/// and re-creates them ([`Store::drop_import_indexes`]).
+pub const IMPORT_INDEXES: &[(&str, &str)] = &[
+    (
+        "traces_session",
+        "CREATE INDEX IF NOT EXISTS traces_session ON traces(session_key)",
+    ),
+    (
+        "traces_file",
+        "CREATE INDEX IF NOT EXISTS traces_file ON traces(file_id)",
+    ),
+    (
+        "observations_session",
+        "CREATE INDEX IF NOT EXISTS observations_session ON observations(session_key, kind)",
+    ),
+    (
+        "observations_trace",
+        "CREATE INDEX IF NOT EXISTS observations_trace ON observations(trace_id)",
+    ),
+    (
+        "observations_file",
+        "CREATE INDEX IF NOT EXISTS observations_file ON observations(file_id)",
+    ),
+    (
+        "sessions_file",
+        "CREATE INDEX IF NOT EXISTS sessions_file ON sessions(file_id)",
+    ),
+];
+
 /// Current schema version (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = migrate::LATEST;
 
@@ -184,7 +214,9 @@ impl Store {
         // The import path caches ~15 statements; rusqlite's default cache holds 16.
         conn.set_prepared_statement_cache_capacity(64);
         migrate::migrate(&mut conn, &path.display().to_string())?;
-        Ok(Store { conn, path })
+        let store = Store { conn, path };
+        store.create_import_indexes()?;
+        Ok(store)
     }
 
     /// Bulk mode, for an import that reads a lot (a first run over a long history): `synchronous=OFF` and
@@ -205,6 +237,28 @@ impl Store {
             self.conn.pragma_update(None, "wal_autocheckpoint", 1_000)?;
             self.conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the secondary indexes of the imported rows ([`IMPORT_INDEXES`]) for a first import into an empty
+    /// store: each row then updates its table and primary key only, and [`Store::create_import_indexes`]
+    /// builds the indexes in one sorted pass at the end. Nothing in the import path needs them while the
+    /// store is empty (new files have no rows to replace). If the import stops half-way, the next open
+    /// creates them again.
+    pub fn drop_import_indexes(&self) -> Result<()> {
+        for (name, _) in IMPORT_INDEXES {
+            self.conn
+                .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Creates whichever of [`IMPORT_INDEXES`] is missing (after [`Store::drop_import_indexes`], or on open
+    /// after an import that stopped).
+    pub fn create_import_indexes(&self) -> Result<()> {
+        for (_, sql) in IMPORT_INDEXES {
+            self.conn.execute_batch(sql)?;
         }
         Ok(())
     }
