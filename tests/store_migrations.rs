@@ -212,3 +212,70 @@ fn store_indexes(store: &tokentrace::store::Store) -> Vec<String> {
         .map(Result::unwrap)
         .collect()
 }
+
+/// Migrations 8 and 9 (facts index; checkpoints in their own table): a store of schema 7 that imported half
+/// of a transcript, with its parser checkpoint inline in `files`, resumes from that checkpoint after the
+/// upgrade, and reports what a fresh import of the whole transcript reports.
+#[test]
+fn migration_9_keeps_the_parser_checkpoints_and_the_import_resumes_from_them() {
+    let run = common::repo().join("tests/fixtures/recorded/claude/claude-2.1.332/run23-multi");
+    let run = if run.is_dir() {
+        run
+    } else {
+        common::runs(&common::repo().join("tests/fixtures/recorded"), &["claude"])
+            .into_iter()
+            .next()
+            .expect("a recorded Claude run")
+    };
+    let whole = std::fs::read(common::session_file(&run)).unwrap();
+    let cut = whole[..whole.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("projects/p/session.jsonl");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, &whole[..cut]).unwrap();
+    let old = tempfile::tempdir().unwrap();
+    report(old.path(), home.path());
+    {
+        // Taken back to schema 7: checkpoints inline, no checkpoints table, no facts index.
+        let conn = rusqlite::Connection::open(old.path().join("tokentrace.db")).unwrap();
+        conn.execute_batch(
+            "UPDATE files SET checkpoint = (SELECT c.checkpoint FROM checkpoints c WHERE c.file_id = files.id);
+             DROP TABLE checkpoints; DROP INDEX observations_facts; PRAGMA user_version = 7;",
+        )
+        .unwrap();
+        let inline: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM files WHERE checkpoint IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(inline, 1);
+    }
+    std::fs::write(&file, &whole).unwrap();
+    let upgraded = report(old.path(), home.path());
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(upgraded, report(fresh.path(), home.path()));
+    assert!(upgraded["totals"]["generations"].as_u64().unwrap() > 0);
+    let conn = rusqlite::Connection::open(old.path().join("tokentrace.db")).unwrap();
+    let (moved, inline): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM checkpoints), (SELECT COUNT(*) FROM files WHERE checkpoint IS NOT NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((moved, inline), (1, 0));
+    let facts_index: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'observations_facts'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(facts_index, 1);
+}

@@ -62,6 +62,18 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0007_sessions_file_index.sql"),
     },
+    Migration {
+        version: 8,
+        what: "covering index of the reports' facts",
+        prepare: None,
+        sql: include_str!("migrations/0008_facts_index.sql"),
+    },
+    Migration {
+        version: 9,
+        what: "parser checkpoints in their own table",
+        prepare: None,
+        sql: include_str!("migrations/0009_checkpoints.sql"),
+    },
 ];
 
 /// The schema version this build writes.

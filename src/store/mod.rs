@@ -23,7 +23,7 @@ pub use reprice::{ModelRepricing, Repricing, PRICE_FINGERPRINT_KEY};
 pub use write::{Chunk, FileUpdate};
 
 /// The secondary indexes over imported rows, as the migrations create them (`0001_initial.sql`,
-/// `0007_sessions_file_index.sql`; `tests/store_migrations.rs` checks the two agree). A cold import drops
+/// `0007_sessions_file_index.sql`, `0008_facts_index.sql`; `tests/store_migrations.rs` checks the two agree). A cold import drops
 /// and re-creates them ([`Store::drop_import_indexes`]).
 pub const IMPORT_INDEXES: &[(&str, &str)] = &[
     (
@@ -49,6 +49,13 @@ pub const IMPORT_INDEXES: &[(&str, &str)] = &[
     (
         "sessions_file",
         "CREATE INDEX IF NOT EXISTS sessions_file ON sessions(file_id)",
+    ),
+    (
+        "observations_facts",
+        "CREATE INDEX IF NOT EXISTS observations_facts ON observations(session_key, kind, start_ms, end_ms, \
+         level, name, model, response_model, provider, input_tokens, output_tokens, cache_read_tokens, \
+         cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, cost_total, cost_source, unpriced, flag) \
+         WHERE kind IN ('generation', 'tool', 'agent')",
     ),
 ];
 
@@ -271,7 +278,7 @@ impl Store {
     /// Every known file, by path.
     pub fn files(&self) -> Result<HashMap<String, FileRow>> {
         let mut stmt = self.conn.prepare(
-            // Checkpoints stay in the store (≈ 2 KB a file, 31 MB for 14k Claude files): only a file that changed
+            // Checkpoints (≈ 2.5 KB a file) live in their own table since schema 9: only a file that changed
             // needs its own, read by `file_checkpoint`.
             "SELECT id, path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, NULL, warnings, last_warning, tail_len, tail_hash FROM files",
         )?;
@@ -307,7 +314,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT checkpoint FROM files WHERE id = ?1",
+                "SELECT checkpoint FROM checkpoints WHERE file_id = ?1",
                 params![file_id],
                 |r| r.get(0),
             )

@@ -266,24 +266,39 @@ impl Store {
     }
 
     /// Streams every fact of the sessions matching `filter` to `each` (no collection in memory).
+    ///
+    /// The matching sessions are listed first (a few thousand keys) and the facts read without a join:
+    /// joining sessions and files for each of 32k facts cost ~80 ms of a 0.25 s warm report on the 1 GB
+    /// benchmark, where the facts themselves come from one covering index (`observations_facts`).
     pub fn for_each_fact(&self, filter: &Filter, mut each: impl FnMut(Fact)) -> Result<()> {
         let (cond, params) = filter.sql();
+        let mut keys = std::collections::HashSet::new();
+        {
+            let mut stmt = self.conn().prepare(&format!(
+                "SELECT s.key FROM sessions s LEFT JOIN files f ON f.id = s.file_id WHERE {cond}"
+            ))?;
+            let mut rows = stmt.query(params_from_iter(params.iter()))?;
+            while let Some(r) = rows.next()? {
+                keys.insert(r.get::<_, String>(0)?);
+            }
+        }
         let sql = format!(
             "SELECT o.kind, o.level, o.start_ms, o.end_ms, o.name, COALESCE(o.response_model, o.model), o.provider, {TOKEN_COLUMNS},
                     o.cost_total, o.cost_source, o.unpriced, o.session_key, o.flag IS NOT NULL
-             FROM observations o JOIN sessions s ON s.key = o.session_key LEFT JOIN files f ON f.id = s.file_id
-             WHERE o.kind IN ('generation', 'tool', 'agent') AND {cond}
+             FROM observations o
+             WHERE o.kind IN ('generation', 'tool', 'agent')
              UNION ALL
              SELECT 'prompt', NULL, t.start_ms, t.end_ms, '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                     NULL, NULL, NULL, t.session_key, 0
-             FROM traces t JOIN sessions s ON s.key = t.session_key LEFT JOIN files f ON f.id = s.file_id
-             WHERE t.is_prompt = 1 AND {cond}"
+             FROM traces t
+             WHERE t.is_prompt = 1"
         );
-        let mut all = params.clone();
-        all.extend(params);
         let mut stmt = self.conn().prepare(&sql)?;
-        let mut rows = stmt.query(params_from_iter(all.iter()))?;
+        let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
+            if !keys.contains(r.get_ref(16)?.as_str()?) {
+                continue;
+            }
             let kind: String = r.get(0)?;
             let level: Option<String> = r.get(1)?;
             let start: Option<i64> = r.get(2)?;

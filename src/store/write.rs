@@ -59,6 +59,7 @@ impl Store {
             // Statements looked up once per transaction: `prepare_cached` hashes and compares the whole SQL
             // text (up to 2 KB) on every call, 3 % of the writer's time when it ran per record.
             let mut file = tx.prepare_cached(FILE_SQL)?;
+            let mut checkpoint = tx.prepare_cached(CHECKPOINT_SQL)?;
             let mut session = tx.prepare_cached(SESSION_SQL)?;
             let mut trace = tx.prepare_cached(TRACE_SQL)?;
             let mut observation = tx.prepare_cached(OBSERVATION_SQL)?;
@@ -67,7 +68,8 @@ impl Store {
                 for old in &chunk.forget_files {
                     forget_file(&tx, *old)?;
                 }
-                let file_id = upsert_file(&mut file, &chunk.file, chunk.restart)?;
+                let file_id =
+                    upsert_file(&mut file, &mut checkpoint, &tx, &chunk.file, chunk.restart)?;
                 if chunk.restart && !chunk.new_file {
                     delete_file_rows(&tx, file_id)?;
                 }
@@ -124,6 +126,10 @@ impl Store {
 /// Deletes everything imported from a file, and the file's row.
 fn forget_file(tx: &Transaction<'_>, file_id: i64) -> Result<()> {
     delete_file_rows(tx, file_id)?;
+    tx.execute(
+        "DELETE FROM checkpoints WHERE file_id = ?1",
+        params![file_id],
+    )?;
     tx.execute("DELETE FROM files WHERE id = ?1", params![file_id])?;
     Ok(())
 }
@@ -190,9 +196,15 @@ pub(super) fn bump_traces<'a>(
     Ok(())
 }
 
-fn upsert_file(stmt: &mut Statement<'_>, f: &FileUpdate, restart: bool) -> Result<i64> {
+/// Saves a file's state and its parser checkpoint; returns the file's id.
+fn upsert_file(
+    stmt: &mut Statement<'_>,
+    checkpoint: &mut Statement<'_>,
+    tx: &Transaction<'_>,
+    f: &FileUpdate,
+    restart: bool,
+) -> Result<i64> {
     let now = jiff::Timestamp::now().as_millisecond();
-
     let id = stmt.query_row(
         params![
             f.path,
@@ -204,7 +216,6 @@ fn upsert_file(stmt: &mut Statement<'_>, f: &FileUpdate, restart: bool) -> Resul
             f.head_len as i64,
             f.head_hash,
             f.offset as i64,
-            f.checkpoint,
             f.new_warnings as i64,
             f.last_warning,
             now,
@@ -214,6 +225,15 @@ fn upsert_file(stmt: &mut Statement<'_>, f: &FileUpdate, restart: bool) -> Resul
         ],
         |r| r.get(0),
     )?;
+    match &f.checkpoint {
+        Some(cp) => {
+            checkpoint.execute(params![id, cp])?;
+        }
+        None => {
+            tx.prepare_cached("DELETE FROM checkpoints WHERE file_id = ?1")?
+                .execute(params![id])?;
+        }
+    }
     Ok(id)
 }
 
@@ -319,17 +339,21 @@ fn upsert_observation(stmt: &mut Statement<'_>, o: &Observation, file_id: i64) -
     Ok(())
 }
 
-const FILE_SQL: &str = "INSERT INTO files (path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, checkpoint, warnings, last_warning, imported_at, tail_len, tail_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?16)
+const FILE_SQL: &str = "INSERT INTO files (path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, warnings, last_warning, imported_at, tail_len, tail_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15)
          ON CONFLICT(path) DO UPDATE SET
            agent = excluded.agent, dev = excluded.dev, ino = excluded.ino, size = excluded.size,
            mtime_ns = excluded.mtime_ns, head_len = excluded.head_len, head_hash = excluded.head_hash,
            tail_len = excluded.tail_len, tail_hash = excluded.tail_hash,
-           offset = excluded.offset, checkpoint = excluded.checkpoint,
-           warnings = CASE WHEN ?14 THEN excluded.warnings ELSE files.warnings + excluded.warnings END,
-           last_warning = COALESCE(excluded.last_warning, CASE WHEN ?14 THEN NULL ELSE files.last_warning END),
+           offset = excluded.offset,
+           warnings = CASE WHEN ?13 THEN excluded.warnings ELSE files.warnings + excluded.warnings END,
+           last_warning = COALESCE(excluded.last_warning, CASE WHEN ?13 THEN NULL ELSE files.last_warning END),
            imported_at = excluded.imported_at
          RETURNING id";
+
+/// The parser checkpoint saved with a file's offset (schema 9: its own table, see `0009_checkpoints.sql`).
+const CHECKPOINT_SQL: &str = "INSERT INTO checkpoints (file_id, checkpoint) VALUES (?1, ?2)
+         ON CONFLICT(file_id) DO UPDATE SET checkpoint = excluded.checkpoint";
 
 const SESSION_SQL: &str = "INSERT INTO sessions (key, agent, session_id, agent_version, cwd, start_ms, end_ms, parent_session, name, channel, user, metadata, file_id, agent_cost)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
