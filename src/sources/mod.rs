@@ -210,6 +210,9 @@ pub fn detect(path: &Path) -> Option<Agent> {
 /// their header (a pi header or Codex `session_meta` that was lost). Errors: the file cannot be read.
 pub fn detect_file(path: &Path) -> std::io::Result<Option<Agent>> {
     use std::io::Read;
+    if path.extension().is_some_and(|e| e == "json") && !gemini::may_be_document(path) {
+        return Ok(None);
+    }
     let mut file = std::fs::File::open(path)?;
     let mut head = Vec::with_capacity(SMALL_PROBE);
     (&mut file)
