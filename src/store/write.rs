@@ -99,7 +99,9 @@ impl Store {
     pub fn link_orphan_traces(&mut self) -> Result<usize> {
         let tx = self.conn.transaction()?;
         let mut total = 0;
-        let mut touched = Vec::new();
+        // Distinct traces: every linked row names its trace, and a subagent's rows share a few.
+        let mut touched = std::collections::BTreeSet::new();
+        let mut levels = 0;
         loop {
             let mut stmt = tx.prepare(
                 "UPDATE observations SET trace_id =
@@ -115,8 +117,13 @@ impl Store {
                 break;
             }
             total += ids.len();
+            levels += 1;
             touched.extend(ids);
         }
+        tracing::debug!(
+            "linked {total} observation(s) of {} trace(s) in {levels} level(s)",
+            touched.len()
+        );
         bump_traces(&tx, touched.iter().map(String::as_str))?;
         tx.commit()?;
         Ok(total)
