@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 
 use tokentrace::config::Config;
 use tokentrace::ingest::{import_with, Enricher, ImportOptions};
-use tokentrace::model::Agent;
-use tokentrace::sources::{discover, Root};
 use tokentrace::store::Store;
 
 /// Every run folder with its files: the shared corpus and the recordings in `tests/fixtures`.
@@ -33,12 +31,7 @@ fn all_runs() -> Vec<PathBuf> {
 }
 
 fn snapshot(dir: &Path, options: ImportOptions) -> (Vec<String>, u64) {
-    let roots = [Root {
-        agent: None,
-        dir: dir.to_path_buf(),
-        origin: "test".into(),
-    }];
-    let files = discover(&roots, &Agent::ALL);
+    let files = common::discover_dir(dir);
     let enricher = Enricher::new(Config::default(), None);
     let mut store = Store::open_in_memory().unwrap();
     let summary = import_with(&mut store, &files, &enricher, options).unwrap();

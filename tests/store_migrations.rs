@@ -146,7 +146,6 @@ fn migration_6_fills_typed_ids_from_the_metadata_of_earlier_releases() {
 fn a_cold_import_leaves_the_indexes_and_rows_of_a_plain_one() {
     use tokentrace::config::Config;
     use tokentrace::ingest::{import_with, Enricher, ImportOptions};
-    use tokentrace::sources::{discover, Root};
     use tokentrace::store::Store;
 
     let mut from_migrations = Vec::new();
@@ -173,12 +172,7 @@ fn a_cold_import_leaves_the_indexes_and_rows_of_a_plain_one() {
     listed.sort();
     assert_eq!(listed, from_migrations);
 
-    let roots = [Root {
-        agent: None,
-        dir: common::repo().join("tests/fixtures/recorded"),
-        origin: "test".into(),
-    }];
-    let files = discover(&roots, &tokentrace::model::Agent::ALL);
+    let files = common::discover_dir(&common::repo().join("tests/fixtures/recorded"));
     let enricher = Enricher::new(Config::default(), None);
     let import = |bulk_bytes: u64| {
         let dir = tempfile::tempdir().unwrap();

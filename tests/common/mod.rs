@@ -62,14 +62,19 @@ pub fn session_file(run: &Path) -> PathBuf {
     files.into_iter().next().unwrap()
 }
 
-/// Imports every session file under `dir` into `store`.
-pub fn import_dir(store: &mut Store, dir: &Path) -> ImportSummary {
+/// Every session file under `dir`, of any agent, as discovery finds it.
+pub fn discover_dir(dir: &Path) -> Vec<tokentrace::sources::DiscoveredFile> {
     let roots = [Root {
         agent: None,
         dir: dir.to_path_buf(),
         origin: "test".into(),
     }];
-    let files = discover(&roots, &Agent::ALL);
+    discover(&roots, &Agent::ALL)
+}
+
+/// Imports every session file under `dir` into `store`.
+pub fn import_dir(store: &mut Store, dir: &Path) -> ImportSummary {
+    let files = discover_dir(dir);
     let enricher = Enricher::new(Config::default(), None);
     import(store, &files, &enricher, false).expect("import")
 }
