@@ -5,6 +5,8 @@
 //! whose backend is missing is skipped with a message, unless `TOKENTRACE_REQUIRE_BACKENDS=1` (set by CI).
 
 mod common;
+#[path = "common/http_server.rs"]
+mod http_server;
 
 use common::otlp::{
     bin, dry_run, dry_run_spans, expected_tokens, from_request, pi_corpus_dir as corpus_dir,
@@ -12,7 +14,7 @@ use common::otlp::{
 };
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -415,39 +417,16 @@ impl FaultServer {
             let mut n = 0u32;
             let mut bad: BTreeSet<String> = BTreeSet::new();
             for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut len = 0usize;
-                let mut gzip = false;
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                // One connection at a time: requests are numbered in arrival order for the script.
+                let Some(http_server::Request {
+                    path,
+                    headers,
+                    body,
+                    ..
+                }) = http_server::read_request(&stream)
+                else {
                     continue;
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let mut headers = Vec::new();
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    headers.push(line.trim_end().to_string());
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                    if lower.starts_with("content-encoding:") && lower.contains("gzip") {
-                        gzip = true;
-                    }
-                }
-                let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                if gzip {
-                    let mut d = flate2::read::GzDecoder::new(&body[..]);
-                    let mut out = Vec::new();
-                    d.read_to_end(&mut out).unwrap();
-                    body = out;
-                }
+                };
                 n += 1;
                 let (mut status, extra, body_2xx) = script(n);
                 // A refused batch stays invalid: later requests carrying any of its traces are refused too (a

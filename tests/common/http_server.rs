@@ -1,5 +1,5 @@
-//! A scripted HTTP/1.1 test server for the security and delivery tests (`#[path]`-included, so it is not
-//! part of `common`): one thread per connection (a request that hangs blocks nobody else), every request
+//! A scripted HTTP/1.1 test server for the security, delivery and export tests (`#[path]`-included, so it is
+//! not part of `common`): one thread per connection (a request that hangs blocks nobody else), every request
 //! recorded with its headers and its body (gzip decoded), the answer chosen by a handler.
 #![allow(dead_code)]
 
@@ -95,7 +95,9 @@ impl Server {
     }
 }
 
-fn read_request(stream: &std::net::TcpStream) -> Option<Request> {
+/// Reads one request (request line, headers, a `Content-Length` body, gzip decoded); `None` when the
+/// connection closes first.
+pub fn read_request(stream: &std::net::TcpStream) -> Option<Request> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
