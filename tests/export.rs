@@ -10,7 +10,7 @@ mod http_server;
 
 use common::otlp::{
     bin, dry_run, dry_run_spans, expected_tokens, from_request, pi_corpus_dir as corpus_dir,
-    required, sync_command, Got,
+    sync_command, Got,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,15 +47,6 @@ fn rotel_agent() -> Option<PathBuf> {
         .ok()?;
     let p = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
     p.is_file().then_some(p)
-}
-
-fn skip(what: &str) -> bool {
-    assert!(
-        !required(),
-        "{what} is not installed but TOKENTRACE_REQUIRE_BACKENDS=1"
-    );
-    eprintln!("skipped: {what} is not installed (pip install rotel opentelemetry-proto)");
-    true
 }
 
 fn free_port() -> u16 {
@@ -118,7 +109,7 @@ fn key(g: &Got) -> (String, String, u64) {
 
 fn rotel_roundtrip(protocol: &str) {
     let Some(agent) = rotel_agent() else {
-        skip("rotel");
+        common::skip_missing("rotel", "pip install rotel opentelemetry-proto");
         return;
     };
     let corpus = corpus_dir();
@@ -309,7 +300,10 @@ fn dry_run_is_byte_identical_across_runs() {
 #[test]
 fn our_protobuf_decodes_with_the_official_python_package() {
     if !python_has("opentelemetry.proto.collector.trace.v1.trace_service_pb2") {
-        skip("the opentelemetry-proto Python package");
+        common::skip_missing(
+            "the opentelemetry-proto Python package",
+            "pip install rotel opentelemetry-proto",
+        );
         return;
     }
     let corpus = corpus_dir();

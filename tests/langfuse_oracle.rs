@@ -42,6 +42,10 @@ for s in exp.get_finished_spans():
 json.dump(out, sys.stdout, default=str)
 "#;
 
+/// How to install the SDK the oracle tests compare with.
+const LANGFUSE_INSTALL: &str =
+    "python3 -m venv target/lfpy && target/lfpy/bin/pip install langfuse==5.0.4";
+
 fn python() -> Option<PathBuf> {
     let candidates = [
         std::env::var("LANGFUSE_PYTHON").ok().map(PathBuf::from),
@@ -133,11 +137,7 @@ fn parse_json(v: &Value) -> Value {
 #[test]
 fn langfuse_attributes_match_the_official_sdk() {
     let Some(py) = python() else {
-        assert!(
-            std::env::var("TOKENTRACE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
-            "langfuse==5.0.4 is not installed but TOKENTRACE_REQUIRE_BACKENDS=1"
-        );
-        eprintln!("skipped: no Python with langfuse==5.0.4 (python3 -m venv target/lfpy && target/lfpy/bin/pip install langfuse==5.0.4)");
+        common::skip_missing("langfuse==5.0.4", LANGFUSE_INSTALL);
         return;
     };
     let data = tempfile::tempdir().unwrap();
@@ -273,11 +273,7 @@ json.dump({"spans": spans, "scores": scores}, sys.stdout, default=str)
 #[test]
 fn failed_root_version_and_session_scores_match_the_official_sdk() {
     let Some(py) = python() else {
-        assert!(
-            std::env::var("TOKENTRACE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
-            "langfuse==5.0.4 is not installed but TOKENTRACE_REQUIRE_BACKENDS=1"
-        );
-        eprintln!("skipped: no Python with langfuse==5.0.4");
+        common::skip_missing("langfuse==5.0.4", LANGFUSE_INSTALL);
         return;
     };
     let data = tempfile::tempdir().unwrap();

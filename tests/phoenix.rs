@@ -7,9 +7,7 @@
 
 mod common;
 
-use common::otlp::{
-    bin, dry_run_spans, expected_tokens, pi_corpus_dir as corpus_dir, required, Got,
-};
+use common::otlp::{bin, dry_run_spans, expected_tokens, pi_corpus_dir as corpus_dir, Got};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -18,17 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn skip(what: &str) -> bool {
-    assert!(
-        !required(),
-        "{what} is not installed but TOKENTRACE_REQUIRE_BACKENDS=1"
-    );
-    eprintln!(
-        "skipped: {what} is not installed (python3 -m venv target/phoenix && target/phoenix/bin/pip install arize-phoenix)"
-    );
-    true
-}
 
 /// A port free on every interface: Phoenix binds its gRPC receiver to `[::]` whatever `PHOENIX_HOST` says,
 /// so a port that is only free on 127.0.0.1 is not enough. Falls back to IPv4 where there is no IPv6.
@@ -269,7 +256,10 @@ fn fetch_spans(client: &reqwest::blocking::Client, phoenix: &Phoenix) -> Option<
 #[test]
 fn sync_delivers_every_span_to_phoenix_and_reads_them_back() {
     let Some((cmd, version)) = phoenix_command() else {
-        skip("Arize Phoenix");
+        common::skip_missing(
+            "Arize Phoenix",
+            "python3 -m venv target/phoenix && target/phoenix/bin/pip install arize-phoenix",
+        );
         return;
     };
     let began = Instant::now();

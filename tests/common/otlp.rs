@@ -34,11 +34,6 @@ pub fn sync_command(corpus: &Path, data: &Path, args: &[&str], env: &[(&str, Str
     cmd
 }
 
-/// `TOKENTRACE_REQUIRE_BACKENDS=1` (set by CI): a missing backend fails the test instead of skipping it.
-pub fn required() -> bool {
-    std::env::var("TOKENTRACE_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
-}
-
 /// A copy of every pi / oh-my-pi run's `home/` (from examples/, the shared corpus copy) under one folder.
 pub fn pi_corpus_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
