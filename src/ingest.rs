@@ -40,13 +40,12 @@ const BULK_BYTES: u64 = 64 * 1024 * 1024;
 const BULK_FACTOR: u64 = 8;
 
 /// Chunks waiting for their transaction.
-#[derive(Default)]
 struct Batch {
     chunks: Vec<Chunk>,
     records: usize,
     bytes: u64,
-    /// Limits are multiplied by this (1 when 0).
-    scale: u64,
+    /// Bulk mode: larger transactions ([`BULK_FACTOR`]).
+    bulk: bool,
     /// The store held no file when the import started: no session can belong to a file that was moved
     /// away since an earlier run, so [`moved_away`] is not asked (a query per session: 13k for pi's 13k
     /// small sessions).
@@ -54,10 +53,13 @@ struct Batch {
 }
 
 impl Batch {
-    fn with_scale(scale: u64) -> Batch {
+    fn new(bulk: bool, empty_store: bool) -> Batch {
         Batch {
-            scale,
-            ..Batch::default()
+            chunks: Vec::new(),
+            records: 0,
+            bytes: 0,
+            bulk,
+            empty_store,
         }
     }
 
@@ -68,11 +70,14 @@ impl Batch {
     }
 
     fn full(&self) -> bool {
-        let scale = self.scale.max(1);
         // Records are held in memory until the commit: their count grows only 2x in bulk mode (pi's 13k
         // small sessions: 80k records in a batch took the peak RSS to 226 MB; 20k keep it at 114 MB).
-        self.records as u64 >= BATCH_RECORDS as u64 * scale.min(2)
-            || self.bytes >= BATCH_BYTES * scale
+        let (records, bytes) = if self.bulk {
+            (2 * BATCH_RECORDS, BULK_FACTOR * BATCH_BYTES)
+        } else {
+            (BATCH_RECORDS, BATCH_BYTES)
+        };
+        self.records >= records || self.bytes >= bytes
     }
 
     fn flush(&mut self, store: &mut Store) -> Result<()> {
@@ -474,8 +479,7 @@ pub fn import_with(
             .drop_import_indexes()
             .context("store error while importing")?;
     }
-    let mut batch = Batch::with_scale(if bulk { BULK_FACTOR } else { 1 });
-    batch.empty_store = known.is_empty();
+    let mut batch = Batch::new(bulk, known.is_empty());
     let prepared = started.elapsed();
     let mut store_time = Duration::ZERO;
     run_jobs(&jobs, enricher, options, |msg| match msg {
@@ -520,7 +524,7 @@ pub fn import_with(
     summary.total_ns = started.elapsed().as_nanos() as u64;
     if summary.files_read > 0 {
         tracing::info!(
-            "imported {} file(s), {:.1} MB, {} records in {:.0} ms (stat pass {:.0} ms, store writes {:.0} ms); \
+            "imported {} file(s), {:.1} MB, {} records in {:.0} ms (stat pass and checkpoints {:.0} ms, store writes {:.0} ms); \
              privacy layer {:.0} ms ({:.1}%); redactions {:?}",
             summary.files_read,
             summary.bytes_read as f64 / 1e6,
@@ -742,16 +746,7 @@ fn import_file(
     let start = resume.map_or(0, |p| p.offset);
     if document {
         return import_document(
-            file,
-            path,
-            meta,
-            &handle,
-            parser,
-            (restart, prev.is_none()),
-            enricher,
-            coalesce,
-            summary,
-            emit,
+            job, &handle, parser, restart, enricher, coalesce, summary, emit,
         );
     }
     let mut reader = ChunkReader::new(&handle, start)?;
@@ -769,17 +764,7 @@ fn import_file(
             break;
         }
         read_any |= more;
-        parser.end_chunk(&mut records);
-        summary.privacy_ns += enricher.apply(&mut records, &mut summary.redactions);
-        if let (n @ 1.., Some(why)) = flagged(&records) {
-            summary.flagged += n;
-            summary.warn(format!(
-                "{path}: {n} model call(s) with impossible values, counted without them ({why})"
-            ));
-        }
-        if coalesce {
-            crate::model::merge::coalesce(&mut records);
-        }
+        finish_chunk(&mut parser, &mut records, path, enricher, coalesce, summary);
         let offset = reader.offset();
         let head_len = offset.min(HEAD_BYTES);
         let mut where_: Vec<String> = Vec::with_capacity(issues.len());
@@ -811,7 +796,7 @@ fn import_file(
                     .map(|(i, at)| format!("{at}: {}", i.message)),
             },
             restart,
-            new_file: prev.is_none() && start == 0 && before == 0,
+            new_file: prev.is_none(),
             records,
             forget_files: Vec::new(),
         };
@@ -829,21 +814,45 @@ fn import_file(
     Ok(())
 }
 
+/// What every chunk goes through once its lines are read: the parser's end-of-chunk records, enrichment
+/// (pricing, channel, privacy), a warning for rejected values, and folding of records that share an id.
+fn finish_chunk(
+    parser: &mut Parser,
+    records: &mut Vec<Record>,
+    path: &str,
+    enricher: &Enricher,
+    coalesce: bool,
+    summary: &mut ImportSummary,
+) {
+    parser.end_chunk(records);
+    summary.privacy_ns += enricher.apply(records, &mut summary.redactions);
+    if let (n @ 1.., Some(why)) = flagged(records) {
+        summary.flagged += n;
+        summary.warn(format!(
+            "{path}: {n} model call(s) with impossible values, counted without them ({why})"
+        ));
+    }
+    if coalesce {
+        crate::model::merge::coalesce(records);
+    }
+}
+
 /// Reads a whole-document file (Gemini `session-*.json`) and replaces what was imported from it.
 #[allow(clippy::too_many_arguments)]
 fn import_document(
-    file: &DiscoveredFile,
-    path: &str,
-    meta: &std::fs::Metadata,
+    job: &Job<'_>,
     handle: &File,
     mut parser: Parser,
-    (restart, new_file): (bool, bool),
+    restart: bool,
     enricher: &Enricher,
     coalesce: bool,
     summary: &mut ImportSummary,
     emit: &mut dyn FnMut(Chunk, u64) -> bool,
 ) -> Result<()> {
     use std::io::Read;
+    let Job {
+        file, path, meta, ..
+    } = job;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     (&*handle).read_to_end(&mut bytes)?;
     let mut records = Vec::new();
@@ -856,19 +865,9 @@ fn import_document(
         &mut records,
         &mut issues,
     );
-    parser.end_chunk(&mut records);
-    summary.privacy_ns += enricher.apply(&mut records, &mut summary.redactions);
-    if let (n @ 1.., Some(why)) = flagged(&records) {
-        summary.flagged += n;
-        summary.warn(format!(
-            "{path}: {n} model call(s) with impossible values, counted without them ({why})"
-        ));
-    }
+    finish_chunk(&mut parser, &mut records, path, enricher, coalesce, summary);
     for issue in &issues {
         summary.warn(format!("{path}: {}", issue.message));
-    }
-    if coalesce {
-        crate::model::merge::coalesce(&mut records);
     }
     let size = bytes.len() as u64;
     let head_len = size.min(HEAD_BYTES);
@@ -894,7 +893,7 @@ fn import_document(
                 last_warning: issues.last().map(|i| i.message.clone()),
             },
             restart,
-            new_file,
+            new_file: job.prev.is_none(),
             records,
             forget_files: Vec::new(),
         },

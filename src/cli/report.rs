@@ -157,7 +157,10 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         .map(|s| (s.key.clone(), s))
         .collect();
     let mut agg = Aggregate::default();
-    store.for_each_fact(&filter, |f| agg.add(args.grouping, &window, &sessions, &f))?;
+    store.for_each_fact(
+        |key| sessions.contains_key(key),
+        |f| agg.add(args.grouping, &window, &sessions, &f),
+    )?;
     if args.grouping == Grouping::Session && !window.is_bounded() {
         // Sessions without any prompt or call still exist.
         for key in sessions.keys() {

@@ -4,7 +4,7 @@
 //! each tool use) with the same message id and usage, so the same generation is emitted once per line; tool
 //! calls are emitted at their call and again at their result; turn spans and traces grow with every line.
 //! In the 1 GB Claude benchmark 40 % of the records repeat an id already in their chunk, and each was an
-//! upsert of a wide row with four indexes on the single writer thread. [`coalesce`] folds them on the parse
+//! upsert of a wide, indexed row on the single writer thread. [`coalesce`] folds them on the parse
 //! threads instead.
 //!
 //! The rules are the store's upsert rules (`store/write.rs`, `upsert_*`), applied in order: folding records

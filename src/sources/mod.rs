@@ -210,7 +210,8 @@ pub fn detect(path: &Path) -> Option<Agent> {
 /// their header (a pi header or Codex `session_meta` that was lost). Errors: the file cannot be read.
 pub fn detect_file(path: &Path) -> std::io::Result<Option<Agent>> {
     use std::io::Read;
-    if path.extension().is_some_and(|e| e == "json") && !gemini::may_be_document(path) {
+    let document = path.extension().is_some_and(|e| e == "json");
+    if document && !gemini::may_be_document(path) {
         return Ok(None);
     }
     let mut file = std::fs::File::open(path)?;
@@ -220,15 +221,14 @@ pub fn detect_file(path: &Path) -> std::io::Result<Option<Agent>> {
         .read_to_end(&mut head)?;
     if head.len() == SMALL_PROBE {
         // Most files tell their agent in their first line: reading 64 KiB of each of 8,000 new files cost the
-        // cold 1 GB benchmark 0.5 GB of copying on the writer thread. The short probe decides only when its
-        // first two lines are complete and the first is recognised (the detectors look at those two).
+        // cold 1 GB benchmark 0.5 GB of copying on the writer thread. The short probe decides only for JSONL
+        // files whose first two lines are complete and whose first is recognised (the detectors look at
+        // those two).
         let complete = head.iter().rposition(|b| *b == b'\n');
         let two_lines = head.iter().filter(|b| **b == b'\n').nth(1).is_some();
-        if let (Some(end), true) = (complete, two_lines) {
+        if let (false, Some(end), true) = (document, complete, two_lines) {
             if let Some(agent) = detect_head(&head[..=end], path) {
-                if path.extension().is_none_or(|e| e != "json") {
-                    return Ok(Some(agent));
-                }
+                return Ok(Some(agent));
             }
         }
         file.take((PROBE - SMALL_PROBE) as u64)

@@ -265,23 +265,17 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Streams every fact of the sessions matching `filter` to `each` (no collection in memory).
+    /// Streams every fact of the sessions whose key `keep` accepts to `each` (no collection in memory);
+    /// callers pass the keys [`Store::sessions`] listed for their filter.
     ///
-    /// The matching sessions are listed first (a few thousand keys) and the facts read without a join:
-    /// joining sessions and files for each of 32k facts cost ~80 ms of a 0.25 s warm report on the 1 GB
-    /// benchmark, where the facts themselves come from one covering index (`observations_facts`).
-    pub fn for_each_fact(&self, filter: &Filter, mut each: impl FnMut(Fact)) -> Result<()> {
-        let (cond, params) = filter.sql();
-        let mut keys = std::collections::HashSet::new();
-        {
-            let mut stmt = self.conn().prepare(&format!(
-                "SELECT s.key FROM sessions s LEFT JOIN files f ON f.id = s.file_id WHERE {cond}"
-            ))?;
-            let mut rows = stmt.query(params_from_iter(params.iter()))?;
-            while let Some(r) = rows.next()? {
-                keys.insert(r.get::<_, String>(0)?);
-            }
-        }
+    /// The facts are read without a join: joining sessions and files for each of 32k facts cost ~80 ms of a
+    /// 0.25 s warm report on the 1 GB benchmark, where the facts themselves come from one covering index
+    /// (`observations_facts`).
+    pub fn for_each_fact(
+        &self,
+        keep: impl Fn(&str) -> bool,
+        mut each: impl FnMut(Fact),
+    ) -> Result<()> {
         let sql = format!(
             "SELECT o.kind, o.level, o.start_ms, o.end_ms, o.name, COALESCE(o.response_model, o.model), o.provider, {TOKEN_COLUMNS},
                     o.cost_total, o.cost_source, o.unpriced, o.session_key, o.flag IS NOT NULL
@@ -296,7 +290,7 @@ impl Store {
         let mut stmt = self.conn().prepare(&sql)?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            if !keys.contains(r.get_ref(16)?.as_str()?) {
+            if !keep(r.get_ref(16)?.as_str()?) {
                 continue;
             }
             let kind: String = r.get(0)?;
