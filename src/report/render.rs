@@ -343,6 +343,16 @@ pub fn render_table(
     };
     // (column, value of a row) — built once so headers and cells cannot drift apart.
     type Value<'v> = Box<dyn Fn(&Totals, bool) -> String + 'v>;
+    // Counts that belong to a row, not to its per-model or per-agent sub-rows (left blank there).
+    let row_only = |count: fn(&Totals) -> u64| -> Value<'static> {
+        Box::new(move |t: &Totals, sub| {
+            if sub {
+                String::new()
+            } else {
+                thousands(count(t))
+            }
+        })
+    };
     let cents = rows
         .iter()
         .map(|(_, t)| t.cost_pico)
@@ -384,16 +394,7 @@ pub fn render_table(
         ));
     }
     if !per_model {
-        cols.push((
-            Column::new("Prompts", 3),
-            Box::new(|t: &Totals, sub| {
-                if sub {
-                    String::new()
-                } else {
-                    thousands(t.prompts)
-                }
-            }),
-        ));
+        cols.push((Column::new("Prompts", 3), row_only(|t| t.prompts)));
     }
     cols.push((
         Column::new("Calls", 2),
@@ -404,26 +405,8 @@ pub fn render_table(
         Box::new(|t: &Totals, _| thousands(t.generation_errors)),
     ));
     if !per_model {
-        cols.push((
-            Column::new("Tool calls", 4),
-            Box::new(|t: &Totals, sub| {
-                if sub {
-                    String::new()
-                } else {
-                    thousands(t.tool_calls)
-                }
-            }),
-        ));
-        cols.push((
-            Column::new("Failed tools", 5),
-            Box::new(|t: &Totals, sub| {
-                if sub {
-                    String::new()
-                } else {
-                    thousands(t.tool_errors)
-                }
-            }),
-        ));
+        cols.push((Column::new("Tool calls", 4), row_only(|t| t.tool_calls)));
+        cols.push((Column::new("Failed tools", 5), row_only(|t| t.tool_errors)));
     }
     cols.push((
         Column::new("Input", 1),
