@@ -826,7 +826,7 @@ fn server_spans(requests: &[&Seen]) -> Vec<Got> {
 }
 
 #[test]
-fn a_growing_trace_is_resent_with_the_same_ids_and_start_times() {
+fn a_growing_trace_sends_only_its_changed_spans_with_the_same_ids_and_start_times() {
     let server = FaultServer::with_script(Duration::ZERO, healthy);
     std::thread::sleep(Duration::from_millis(100));
     let run = common::repo().join("examples/pi/pi-0.87.1/01-print-openai");
@@ -854,22 +854,31 @@ fn a_growing_trace_is_resent_with_the_same_ids_and_start_times() {
     let reqs = server.requests.lock().unwrap().clone();
     let before = server_spans(&reqs[..n].iter().collect::<Vec<_>>());
     let after = server_spans(&reqs[n..].iter().collect::<Vec<_>>());
-    assert_eq!(
-        after.len(),
-        before.len() + 2,
-        "the final answer's turn and generation were added"
-    );
-    for b in &before {
-        let a = after
-            .iter()
-            .find(|a| a.span_id == b.span_id)
-            .expect("same span ids");
-        assert_eq!(
-            (&a.trace_id, a.start_ns),
-            (&b.trace_id, b.start_ns),
-            "same trace id and start time"
-        );
+    // Only what changed goes again: the root (its end and output) and the final answer's turn and
+    // generation; the first turn, its model call and its tool call are not resent.
+    let names: Vec<&str> = after.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["pi prompt 1", "turn 2", "chat mock-gpt"]);
+    assert_eq!(before.len(), 4);
+    for a in &after {
+        if let Some(b) = before.iter().find(|b| b.span_id == a.span_id) {
+            assert_eq!(
+                (&a.trace_id, a.start_ns),
+                (&b.trace_id, b.start_ns),
+                "same trace id and start time"
+            );
+            assert_ne!(a, b, "a span is sent again only when it changed");
+        }
     }
+    // What the backend holds (the latest version of each span) is what a dry run of the final file sends.
+    let mut held: BTreeMap<String, Got> = BTreeMap::new();
+    for g in before.iter().chain(&after) {
+        held.insert(g.span_id.clone(), g.clone());
+    }
+    let want: BTreeMap<String, Got> = dry_run_spans(dir.path())
+        .into_iter()
+        .map(|g| (g.span_id.clone(), g))
+        .collect();
+    assert_eq!(held, want);
     let root = after.iter().find(|g| g.parent.is_empty()).unwrap();
     assert_eq!(
         root.attrs

@@ -20,6 +20,7 @@ pub mod http;
 pub mod langfuse;
 pub mod scores;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ use anyhow::{Context, Result};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-use crate::store::outbox::{Backlog, ExportTrace, LeaseHolder, Pending, QueuedScore};
+use crate::store::outbox::{Backlog, ExportTrace, LeaseHolder, Pending, QueuedScore, SpanAck};
 use crate::store::Store;
 pub use encode::ExportSettings;
 pub use endpoint::{Endpoint, Protocol};
@@ -114,8 +115,18 @@ struct Part {
     trace: Pending,
     last: bool,
     spans: Vec<Span>,
+    /// What acknowledging this part records: one entry per span in `spans`.
+    acks: Vec<SpanAck>,
     bytes: usize,
     scores: Vec<scores::Score>,
+}
+
+/// The identity of a span's content: the first 8 bytes of the SHA-256 of its OTLP protobuf encoding (stable
+/// across releases and machines, unlike `std`'s hasher). A span is sent again only when this changes.
+pub fn span_hash(span: &Span) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(span.encode_to_vec());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 /// The Langfuse scores queued with a trace: its own, and its session's (computed over the whole stored
@@ -136,36 +147,57 @@ fn scores_for(
     Ok(out)
 }
 
-/// Splits one trace's spans into parts of at most `max_bytes` encoded bytes; the last part carries `scores`.
+/// The scores the acknowledging parts of `parts` queue.
+fn queued_scores(parts: &[Part]) -> Vec<QueuedScore> {
+    parts
+        .iter()
+        .filter(|p| p.last)
+        .flat_map(|p| p.scores.iter())
+        .map(|s| QueuedScore {
+            id: s.id.clone(),
+            trace_id: s.target(),
+            body: serde_json::to_string(s).expect("score serializes"),
+        })
+        .collect()
+}
+
+/// Splits the spans of one trace that the sink has not acknowledged as they are (`acked`: span id → hash,
+/// see [`Store::acked_spans`]; empty for a trace never sent) into parts of at most `max_bytes` encoded bytes;
+/// the last part carries `scores`. A trace whose every span was acknowledged yields one part without spans.
 fn parts(
     trace: &ExportTrace,
     pending: &Pending,
     settings: &ExportSettings,
     max_bytes: usize,
+    acked: &HashMap<Vec<u8>, i64>,
     scores: Vec<scores::Score>,
 ) -> Vec<Part> {
     let spans = encode::trace_spans(trace, settings);
     let mut out: Vec<Part> = Vec::new();
-    let mut current = Part {
+    let empty = || Part {
         trace: pending.clone(),
         last: false,
         spans: Vec::new(),
+        acks: Vec::new(),
         bytes: 0,
         scores: Vec::new(),
     };
+    let mut current = empty();
     for span in spans {
+        let hash = span_hash(&span);
+        if acked.get(&span.span_id) == Some(&hash) {
+            continue;
+        }
         let len = span.encoded_len() + 8;
         if !current.spans.is_empty() && current.bytes + len > max_bytes {
-            let next = Part {
-                trace: pending.clone(),
-                last: false,
-                spans: Vec::new(),
-                bytes: 0,
-                scores: Vec::new(),
-            };
-            out.push(std::mem::replace(&mut current, next));
+            out.push(std::mem::replace(&mut current, empty()));
         }
         current.bytes += len;
+        current.acks.push(SpanAck {
+            trace_id: trace.id.clone(),
+            span_id: span.span_id.clone(),
+            hash,
+        });
         current.spans.push(span);
     }
     current.last = true;
@@ -420,11 +452,13 @@ fn deliver_traces(
                         Some(_) => scores_for(store, &t, settings.environment.as_deref())?,
                         None => Vec::new(),
                     };
+                    let acked = store.acked_spans(endpoint.name, &p.trace_id)?;
                     all_parts.extend(parts(
                         &t,
                         p,
                         &settings,
                         span_budget(endpoint.protocol),
+                        &acked,
                         scores,
                     ))
                 }
@@ -436,6 +470,15 @@ fn deliver_traces(
             }
         }
         store.mark_sent(endpoint.name, &skipped)?;
+        // A trace that changed without changing any span the sink has (a re-import of the same lines) is
+        // acknowledged without a request; its scores are queued as usual.
+        let (unchanged, all_parts): (Vec<Part>, Vec<Part>) =
+            all_parts.into_iter().partition(|p| p.spans.is_empty());
+        if !unchanged.is_empty() {
+            let traces: Vec<Pending> = unchanged.iter().map(|p| p.trace.clone()).collect();
+            store.mark_sent_with_scores(endpoint.name, &traces, &[], &queued_scores(&unchanged))?;
+            progress(traces.len() as u64);
+        }
         for request in requests(
             all_parts,
             opts.max_batch_spans,
@@ -467,17 +510,16 @@ fn deliver_traces(
                             .filter(|p| p.last)
                             .map(|p| p.trace.clone())
                             .collect();
-                        let queued: Vec<QueuedScore> = request
+                        let spans: Vec<SpanAck> = request
                             .iter()
-                            .filter(|p| p.last)
-                            .flat_map(|p| p.scores.iter())
-                            .map(|s| QueuedScore {
-                                id: s.id.clone(),
-                                trace_id: s.target(),
-                                body: serde_json::to_string(s).expect("score serializes"),
-                            })
+                            .flat_map(|p| p.acks.iter().cloned())
                             .collect();
-                        store.mark_sent_with_scores(endpoint.name, &acked, &queued)?;
+                        store.mark_sent_with_scores(
+                            endpoint.name,
+                            &acked,
+                            &spans,
+                            &queued_scores(&request),
+                        )?;
                         if let Some(p) = partial {
                             // Not retried (OTLP: the backend will reject them again), but never silent.
                             let note = run.scrub(&format!(
@@ -757,7 +799,15 @@ pub fn dry_run(
                         } else {
                             Vec::new()
                         };
-                        all_parts.extend(parts(&t, p, &settings, span_budget(*protocol), scores));
+                        let all = &HashMap::new();
+                        all_parts.extend(parts(
+                            &t,
+                            p,
+                            &settings,
+                            span_budget(*protocol),
+                            all,
+                            scores,
+                        ));
                     }
                 }
             }
@@ -891,6 +941,7 @@ mod tests {
                 &pending,
                 &settings,
                 span_budget(protocol),
+                &HashMap::new(),
                 Vec::new(),
             );
             let reqs = requests(all, 100_000, span_budget(protocol));

@@ -74,6 +74,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0009_checkpoints.sql"),
     },
+    Migration {
+        version: 10,
+        what: "acknowledged spans per sink",
+        prepare: None,
+        sql: include_str!("migrations/0010_span_acks.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -2,11 +2,15 @@
 //!
 //! A trace is pending for a sink while its `seq` (bumped on every change) is ahead of the version the sink
 //! acknowledged. Acks happen only after a 2xx, in one transaction per batch, so a crash re-sends at most the
-//! batch in flight (same ids and start times: the backend replaces, it does not duplicate).
+//! batch in flight (same ids and start times: the backend replaces, it does not duplicate). Within a pending
+//! trace only the spans whose encoding the sink has not acknowledged are sent (table `span_acks`, schema 10):
+//! a prompt that grows for an hour under `watch` costs its spans once each, plus each changed span again.
 //!
 //! Langfuse scores have their own outbox (table `scores`, migration 4): a trace's scores are
 //! queued in the transaction that acknowledges the trace and stay pending until the backend acknowledges
 //! them. A lease per sink (table `leases`) lets one `sync` at a time deliver to a sink.
+
+use std::collections::HashMap;
 
 use anyhow::Result;
 use rusqlite::{params, OptionalExtension};
@@ -90,6 +94,14 @@ pub struct QueuedScore {
     pub id: String,
     pub trace_id: String,
     pub body: String,
+}
+
+/// A span a backend acknowledged: its trace, its 8-byte id and the hash of the encoding it got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanAck {
+    pub trace_id: String,
+    pub span_id: Vec<u8>,
+    pub hash: i64,
 }
 
 /// Who asks for, or holds, a sink's delivery lease.
@@ -386,17 +398,36 @@ impl Store {
         })
     }
 
-    /// Acknowledges delivered trace versions (as [`Store::mark_sent`]) and queues their scores, in one
-    /// transaction: a crash loses neither. A score already queued with the same body keeps its state (sent
-    /// stays sent); one whose body changed is pending again.
+    /// The spans of `trace_id` that `sink` acknowledged, as span id (8 bytes) → hash of the encoding it got
+    /// (schema 10). Empty for a trace never delivered there.
+    pub fn acked_spans(&self, sink: &str, trace_id: &str) -> Result<HashMap<Vec<u8>, i64>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT span_id, hash FROM span_acks WHERE sink = ?1 AND trace_id = ?2",
+        )?;
+        let rows = stmt.query_map(params![sink, trace_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Acknowledges delivered trace versions (as [`Store::mark_sent`]), records the spans the backend got
+    /// (`spans`: their hashes, see [`Store::acked_spans`]) and queues the traces' scores, in one transaction:
+    /// a crash loses none of them. A score already queued with the same body keeps its state (sent stays
+    /// sent); one whose body changed is pending again.
     pub fn mark_sent_with_scores(
         &mut self,
         sink: &str,
         sent: &[Pending],
+        spans: &[SpanAck],
         scores: &[QueuedScore],
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
+            let mut span = tx.prepare_cached(
+                "INSERT INTO span_acks (sink, trace_id, span_id, hash) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(sink, trace_id, span_id) DO UPDATE SET hash = excluded.hash",
+            )?;
+            for a in spans {
+                span.execute(params![sink, a.trace_id, a.span_id, a.hash])?;
+            }
             let mut ack = tx.prepare_cached(
                 "INSERT INTO delivery (sink, trace_id, sent_seq, attempts) VALUES (?1, ?2, ?3, 1)
                  ON CONFLICT(sink, trace_id) DO UPDATE SET sent_seq = MAX(delivery.sent_seq, excluded.sent_seq),
@@ -623,7 +654,12 @@ mod tests {
             body: body.into(),
         };
         store
-            .mark_sent_with_scores("langfuse", &[], &[score("s1", "{1}"), score("s2", "{2}")])
+            .mark_sent_with_scores(
+                "langfuse",
+                &[],
+                &[],
+                &[score("s1", "{1}"), score("s2", "{2}")],
+            )
             .unwrap();
         assert_eq!(store.backlog("langfuse").unwrap().scores_pending, 2);
         store
@@ -635,11 +671,11 @@ mod tests {
         assert_eq!(b.last_error.as_deref(), Some("http://u:***@h answered 503"));
         // Re-queued unchanged: s2 stays sent. Changed: pending again.
         store
-            .mark_sent_with_scores("langfuse", &[], &[score("s2", "{2}")])
+            .mark_sent_with_scores("langfuse", &[], &[], &[score("s2", "{2}")])
             .unwrap();
         assert_eq!(store.backlog("langfuse").unwrap().scores_pending, 1);
         store
-            .mark_sent_with_scores("langfuse", &[], &[score("s2", "{2b}")])
+            .mark_sent_with_scores("langfuse", &[], &[], &[score("s2", "{2b}")])
             .unwrap();
         let pending = store
             .pending_scores("langfuse", i64::MAX, false, "", 10)

@@ -47,6 +47,12 @@ impl Store {
         )? as u64;
         let scores =
             tx.execute("INSERT OR IGNORE INTO scores SELECT * FROM old.scores", [])? as u64;
+        // Spans the backends have, for the traces that are still here (ids are deterministic).
+        tx.execute(
+            "INSERT OR IGNORE INTO span_acks SELECT a.* FROM old.span_acks a
+             WHERE a.trace_id IN (SELECT id FROM main.traces)",
+            [],
+        )?;
         // Backends' Retry-After and other settings; the rebuilt store keeps its own counters and prices.
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) SELECT key, value FROM old.meta WHERE key <> 'trace_seq'",
