@@ -13,3 +13,4 @@ pub mod report;
 pub mod sinks;
 pub mod sources;
 pub mod store;
+pub mod watch;

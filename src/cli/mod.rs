@@ -8,6 +8,7 @@ mod reprice;
 mod show;
 mod store;
 mod sync;
+mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -90,6 +91,9 @@ pub enum Command {
     Prices(prices::PricesArgs),
     /// Price every stored generation again with the prices in effect (table and config overrides).
     Reprice(reprice::RepriceArgs),
+    /// Stay running: import what the agents write as they write it and deliver it to the configured
+    /// backends within a second (Ctrl-C stops; run it as a service, see the README).
+    Watch(watch::WatchArgs),
     /// Maintain the store: `store rebuild` re-imports everything from the session files.
     Store(store::StoreArgs),
     /// Print a shell completion script: `tokentrace completions bash > ~/.local/share/bash-completion/completions/tokentrace`
@@ -252,24 +256,57 @@ impl Context {
 
     /// Discovers and imports; returns the summary.
     pub fn import(&self, store: &mut Store, src: &SourceArgs) -> Result<ImportSummary> {
-        let agents = src.agents()?;
-        let roots = self.roots(src)?;
-        let known = store.files()?;
-        let found = sources::scan(&roots, &agents, |path| {
-            known
-                .get(path.to_str()?)
-                .and_then(|f| Agent::parse(&f.agent))
-        });
-        let files: Vec<DiscoveredFile> = found.files;
-        let enricher =
-            Enricher::try_new(self.config.clone(), self.env.home.clone(), &self.env.vars)?;
-        // Prices follow the config: costs imported under other prices are re-priced first.
-        reprice::follow_prices(store, enricher.pricer())?;
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let mut summary = ingest::import(store, &files, &enricher, interactive)?;
-        summary.add_problems(&found.problems);
+        self.import_using(store, src, &self.enricher()?, interactive)
+    }
+
+    /// The enrichment (prices, privacy) the config and environment ask for. Errors: an invalid capture
+    /// policy or field override.
+    pub fn enricher(&self) -> Result<Enricher> {
+        Enricher::try_new(self.config.clone(), self.env.home.clone(), &self.env.vars)
+    }
+
+    /// [`Context::import`] with a given enricher (a long-running `watch` builds it once) and progress bar
+    /// choice.
+    pub fn import_using(
+        &self,
+        store: &mut Store,
+        src: &SourceArgs,
+        enricher: &Enricher,
+        show_progress: bool,
+    ) -> Result<ImportSummary> {
+        let (summary, _) = import_roots(
+            store,
+            &self.roots(src)?,
+            &src.agents()?,
+            enricher,
+            show_progress,
+        )?;
         Ok(summary)
     }
+}
+
+/// Discovers the session files of `agents` under `roots` (files the store knows are not opened to detect
+/// their agent) and imports what is new; returns the summary and the files found.
+fn import_roots(
+    store: &mut Store,
+    roots: &[Root],
+    agents: &[Agent],
+    enricher: &Enricher,
+    show_progress: bool,
+) -> Result<(ImportSummary, Vec<DiscoveredFile>)> {
+    let known = store.files()?;
+    let found = sources::scan(roots, agents, |path| {
+        known
+            .get(path.to_str()?)
+            .and_then(|f| Agent::parse(&f.agent))
+    });
+    drop(known);
+    // Prices follow the config: costs imported under other prices are re-priced first.
+    reprice::follow_prices(store, enricher.pricer())?;
+    let mut summary = ingest::import(store, &found.files, enricher, show_progress)?;
+    summary.add_problems(&found.problems);
+    Ok((summary, found.files))
 }
 
 /// `$XDG_DATA_HOME/tokentrace`, else `~/.local/share/tokentrace`.
@@ -331,8 +368,9 @@ pub fn run() -> Result<()> {
         }
         Err(e) => e.exit(),
     };
-    init_logging(cli.global.verbose);
     let command = cli.command.expect("a command");
+    // A service's log says what it does (info); a one-shot command only what went wrong.
+    init_logging(cli.global.verbose, matches!(command, Command::Watch(_)));
     if let Command::Completions { shell } = command {
         use clap::CommandFactory;
         clap_complete::generate(
@@ -356,20 +394,30 @@ pub fn run() -> Result<()> {
         Command::Prices(args) => prices::run(&ctx, args),
         Command::Reprice(args) => reprice::run(&ctx, args),
         Command::Store(args) => store::run(&ctx, args),
+        Command::Watch(args) => watch::run(&cli.global, ctx, args),
         Command::Doctor(_) | Command::Completions { .. } => unreachable!("handled above"),
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, service: bool) {
     let debug_env = std::env::var("TOKENTRACE_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
     let level = match (verbose, debug_env) {
         (_, true) | (2.., _) => "debug",
         (1, _) => "info",
+        _ if service => "info",
         // Import warnings are summarized by the commands; -v shows each one as it happens.
         _ => "error",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTRACE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("tokentrace={level}")));
+    // `watch` imports on every change: its per-import lines are for -v.
+    let quiet_imports = if service && verbose == 0 && !debug_env {
+        ",tokentrace::ingest=warn"
+    } else {
+        ""
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TOKENTRACE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("tokentrace={level}{quiet_imports}"))
+        });
     // Colour codes only on a terminal (never in pipes or log files), and never with NO_COLOR.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

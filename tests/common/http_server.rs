@@ -26,6 +26,8 @@ pub enum Reply {
     Status(u16, String, String),
     /// Never answer (the connection stays open until the test process ends).
     Hang,
+    /// Close the connection without an answer (a backend that drops requests).
+    Drop,
 }
 
 pub fn ok() -> Reply {
@@ -62,6 +64,7 @@ impl Server {
                     std::thread::sleep(delay);
                     match handler(&req) {
                         Reply::Hang => std::thread::sleep(Duration::from_secs(3600)),
+                        Reply::Drop => drop(stream),
                         Reply::Status(status, extra, body) => {
                             let body = if body.is_empty() { "{}".into() } else { body };
                             let mut s = stream;
