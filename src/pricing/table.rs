@@ -9,8 +9,6 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use serde_json::Value;
-
 /// The bundled table, as JSON text.
 pub(crate) const BUNDLED_JSON: &str =
     include_str!("../../data/prices/model_prices_and_context_window.json");
@@ -123,16 +121,16 @@ impl PriceTable {
     /// Parses LiteLLM's JSON. Entries without a per-token input price (images, audio, docs entries such as
     /// `sample_spec`) are skipped.
     pub fn parse(json: &str, version: &str) -> Result<PriceTable, serde_json::Error> {
-        let raw: HashMap<String, Value> = serde_json::from_str(json)?;
+        let raw: HashMap<String, Json> = serde_json::from_str(json)?;
         let mut models = HashMap::with_capacity(raw.len());
         for (key, entry) in raw {
+            let Json::Object(entry) = entry else {
+                continue;
+            };
             if key == "sample_spec" {
                 continue;
             }
-            let Some(obj) = entry.as_object() else {
-                continue;
-            };
-            let num = |k: &str| obj.get(k).and_then(Value::as_f64);
+            let num = |k: &str| entry.numbers.get(k).copied();
             let base = Rates {
                 input: num("input_cost_per_token"),
                 output: num("output_cost_per_token"),
@@ -143,7 +141,11 @@ impl PriceTable {
             if base.input.is_none() {
                 continue;
             }
-            let mut thresholds: Vec<u64> = obj.keys().filter_map(|k| tier_threshold(k)).collect();
+            let mut thresholds: Vec<u64> = entry
+                .numbers
+                .keys()
+                .filter_map(|k| tier_threshold(k))
+                .collect();
             thresholds.sort_unstable();
             thresholds.dedup();
             let tiers = thresholds
@@ -162,10 +164,7 @@ impl PriceTable {
                     (n, rates)
                 })
                 .collect();
-            let provider = obj
-                .get("litellm_provider")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            let provider = entry.provider;
             models.insert(
                 key,
                 ModelPrice {
@@ -190,6 +189,72 @@ impl PriceTable {
                     .get_key_value(key.as_str())
                     .map(|(key, price)| Match { key, price, rule })
             })
+    }
+}
+
+/// What pricing reads of one LiteLLM entry: its numeric `…cost…` fields and `litellm_provider`. Everything
+/// else is skipped while parsing, so the 2 MB table never exists as a JSON document in memory: parsed as
+/// `HashMap<String, serde_json::Value>` it left ~13 MB of freed-but-kept heap behind in every process that
+/// priced anything (a long-running `watch` included).
+#[derive(Debug, Default)]
+struct Entry {
+    numbers: HashMap<String, f64>,
+    provider: Option<String>,
+}
+
+/// A JSON value as the price table parser sees it: an object is read as an [`Entry`].
+enum Json {
+    Number(f64),
+    Text(String),
+    Object(Entry),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Json;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+                Ok(Json::Number(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+                Ok(Json::Number(v as f64))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+                Ok(Json::Number(v as f64))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+                Ok(Json::Text(v.to_string()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Json, E> {
+                Ok(Json::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Json, E> {
+                Ok(Json::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Json::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+                let mut entry = Entry::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match map.next_value::<Json>()? {
+                        Json::Number(n) if key.contains("cost") => {
+                            entry.numbers.insert(key, n);
+                        }
+                        Json::Text(t) if key == "litellm_provider" => entry.provider = Some(t),
+                        _ => {}
+                    }
+                }
+                Ok(Json::Object(entry))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
