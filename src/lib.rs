@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod pricing;
 pub mod privacy;

@@ -133,42 +133,74 @@ fn held(server: &Server) -> (BTreeMap<String, Got>, usize) {
     (spans, bytes)
 }
 
+/// A temp folder with an empty `agents/` inside, and the recorded runs (paths relative to the repo) to write
+/// into it.
+fn recorded(runs: &[(&str, Style)]) -> (tempfile::TempDir, PathBuf, Vec<(PathBuf, Style)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents");
+    std::fs::create_dir(&agents).unwrap();
+    let runs = runs
+        .iter()
+        .map(|(run, style)| (common::repo().join(run), *style))
+        .collect();
+    (dir, agents, runs)
+}
+
+/// The collector holds exactly the dry run's spans, each in the dry run's version.
+fn assert_holds(got: &BTreeMap<String, Got>, want: &BTreeMap<String, Got>, log: &str) {
+    let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
+    let differ: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+        .map(|(_, v)| &v.name)
+        .collect();
+    assert!(
+        missing == 0 && differ.is_empty() && got.len() == want.len(),
+        "{missing} of {} spans missing, {} differ ({differ:?}), {} held\n{log}",
+        want.len(),
+        differ.len(),
+        got.len()
+    );
+}
+
 fn sigterm(child: &Child) {
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
 }
 
+/// SIGTERM, then the exit status and the log.
+fn stop(mut watch: Child) -> (std::process::ExitStatus, String) {
+    sigterm(&watch);
+    let status = watch.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(watch.stderr.as_mut().unwrap(), &mut log).unwrap();
+    (status, log)
+}
+
 #[test]
 fn watch_delivers_sessions_as_they_are_written_and_ends_equal_to_the_dry_run() {
-    let fixtures = common::repo().join("tests/fixtures/recorded");
-    let dir = tempfile::tempdir().unwrap();
-    let agents = dir.path().join("agents");
-    std::fs::create_dir(&agents).unwrap();
-    let runs = [
+    let (_dir, agents, runs) = recorded(&[
+        ("examples/pi/pi-0.87.1/09-tree-branch", Style::Whole),
         (
-            common::repo().join("examples/pi/pi-0.87.1/09-tree-branch"),
-            Style::Whole,
-        ),
-        (
-            fixtures.join("claude/claude-2.1.332/run30-subagent-sync"),
+            "tests/fixtures/recorded/claude/claude-2.1.332/run30-subagent-sync",
             Style::Pieces,
         ),
         (
-            fixtures.join("codex/codex-0.171.0/run14-multi"),
+            "tests/fixtures/recorded/codex/codex-0.171.0/run14-multi",
             Style::Whole,
         ),
         (
-            fixtures.join("claude/claude-2.1.332/run26-compact-thinking"),
+            "tests/fixtures/recorded/claude/claude-2.1.332/run26-compact-thinking",
             Style::Pieces,
         ),
         (
-            fixtures.join("codex/codex-0.171.0/run16-compact"),
+            "tests/fixtures/recorded/codex/codex-0.171.0/run16-compact",
             Style::Whole,
         ),
-    ];
+    ]);
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(Duration::ZERO, |_| ok());
-    let mut watch = start_watch(&agents, data.path(), &server);
+    let watch = start_watch(&agents, data.path(), &server);
     std::thread::sleep(Duration::from_millis(500));
     // Each agent writes on its own thread, as agents running side by side would.
     for w in start_writers(&agents, &runs, Duration::from_millis(25)) {
@@ -178,24 +210,8 @@ fn watch_delivers_sessions_as_they_are_written_and_ends_equal_to_the_dry_run() {
     let (want, want_bytes) = dry_run_of(&agents);
     assert!(want.len() > 100, "{} spans in the dry run", want.len());
     let (got, got_bytes) = wait_until_held(&server, &want, Duration::from_secs(20));
-    sigterm(&watch);
-    let status = watch.wait().unwrap();
-    let mut log = String::new();
-    std::io::Read::read_to_string(watch.stderr.as_mut().unwrap(), &mut log).unwrap();
-    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
-    let differ: Vec<_> = want
-        .iter()
-        .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
-        .map(|(k, v)| (k, &v.name))
-        .collect();
-    assert!(
-        missing.is_empty() && differ.is_empty() && got.len() == want.len(),
-        "{} of {} spans missing, {} differ ({differ:?}), {} extra\n{log}",
-        missing.len(),
-        want.len(),
-        differ.len(),
-        got.len().saturating_sub(want.len() - missing.len())
-    );
+    let (status, log) = stop(watch);
+    assert_holds(&got, &want, &log);
     let requests = server.to("/v1/traces").len();
     assert!(
         requests > 3,
@@ -275,24 +291,20 @@ fn flapping(n: u32) -> Reply {
 
 #[test]
 fn watch_killed_20_times_while_sessions_grow_and_the_collector_flaps_loses_nothing() {
-    let fixtures = common::repo().join("tests/fixtures/recorded");
-    let dir = tempfile::tempdir().unwrap();
-    let agents = dir.path().join("agents");
-    std::fs::create_dir(&agents).unwrap();
-    let runs = [
+    let (_dir, agents, runs) = recorded(&[
         (
-            common::repo().join("examples/pi/pi-0.87.1/10-bash-label-model-switch"),
+            "examples/pi/pi-0.87.1/10-bash-label-model-switch",
             Style::Whole,
         ),
         (
-            fixtures.join("claude/claude-2.1.332/run29-parallel-thinking"),
+            "tests/fixtures/recorded/claude/claude-2.1.332/run29-parallel-thinking",
             Style::Pieces,
         ),
         (
-            fixtures.join("codex/codex-0.171.0/run15-resume"),
+            "tests/fixtures/recorded/codex/codex-0.171.0/run15-resume",
             Style::Whole,
         ),
-    ];
+    ]);
     let data = tempfile::tempdir().unwrap();
     let count = std::sync::atomic::AtomicU32::new(0);
     let server = Server::start(Duration::ZERO, move |_| {
@@ -317,23 +329,8 @@ fn watch_killed_20_times_while_sessions_grow_and_the_collector_flaps_loses_nothi
     let (want, _) = dry_run_of(&agents);
     assert!(want.len() > 40, "{} spans in the dry run", want.len());
     let (got, _) = wait_until_held(&server, &want, Duration::from_secs(60));
-    sigterm(&watch);
-    let status = watch.wait().unwrap();
-    let mut log = String::new();
-    std::io::Read::read_to_string(watch.stderr.as_mut().unwrap(), &mut log).unwrap();
-    let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
-    let differ: Vec<_> = want
-        .iter()
-        .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
-        .map(|(_, v)| &v.name)
-        .collect();
-    assert!(
-        missing == 0 && differ.is_empty() && got.len() == want.len(),
-        "{missing} of {} spans missing, {} differ ({differ:?}), {} held\n{log}",
-        want.len(),
-        differ.len(),
-        got.len()
-    );
+    let (status, log) = stop(watch);
+    assert_holds(&got, &want, &log);
     let statuses = server.to("/v1/traces").len();
     assert!(statuses > 10, "{statuses} requests");
     assert!(status.success(), "{status:?}\n{log}");

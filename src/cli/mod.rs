@@ -2,6 +2,7 @@
 //! (data directory, config, discovery, import).
 
 mod doctor;
+mod metrics;
 mod prices;
 mod report;
 mod reprice;
@@ -87,6 +88,9 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Show what was discovered where, the config in effect, the store and unpriced models.
     Doctor(doctor::DoctorArgs),
+    /// Print the metrics (tokens, cost, calls, errors, durations by agent, model, tool, …) in the Prometheus
+    /// text format, computed from the store.
+    Metrics(metrics::MetricsArgs),
     /// Show the price tokentrace uses for a model and where it comes from.
     Prices(prices::PricesArgs),
     /// Price every stored generation again with the prices in effect (table and config overrides).
@@ -392,6 +396,7 @@ pub fn run() -> Result<()> {
         Command::Show(args) => show::run(&ctx, args),
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Prices(args) => prices::run(&ctx, args),
+        Command::Metrics(args) => metrics::run(&ctx, args),
         Command::Reprice(args) => reprice::run(&ctx, args),
         Command::Store(args) => store::run(&ctx, args),
         Command::Watch(args) => watch::run(&cli.global, ctx, args),

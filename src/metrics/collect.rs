@@ -1,0 +1,320 @@
+//! The metric set, computed from the store: every value is a sum over what is stored, so a restart, a
+//! re-import or a second scrape never counts anything twice (cumulative since the first stored record).
+//!
+//! Names and units follow the OpenTelemetry GenAI semantic conventions (`gen_ai.client.token.usage`,
+//! `gen_ai.client.operation.duration`, the `gen_ai.client.inference.usage.*` counters) plus tokentrace's own
+//! (`tokentrace.*`); labels are agent, model, provider, token type, tool name, channel and user — never a session
+//! or trace id (one series per session would grow without bound).
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Result;
+
+use crate::store::read::{FactKind, Filter};
+use crate::store::Store;
+
+/// Bucket bounds of `gen_ai.client.token.usage` ({token}), from the GenAI metrics conventions.
+pub const TOKEN_BOUNDS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// Bucket bounds of durations in seconds (`gen_ai.client.operation.duration`, tool durations), from the GenAI
+/// metrics conventions.
+pub const SECONDS_BOUNDS: &[f64] = &[
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// Bucket bounds of session durations in seconds (a minute to a day).
+pub const SESSION_BOUNDS: &[f64] = &[
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+];
+
+/// A counter or a histogram.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Counter,
+    Histogram(&'static [f64]),
+}
+
+/// Sorted label pairs (OpenTelemetry attribute names; the exposition translates them).
+pub type Labels = Vec<(&'static str, String)>;
+
+/// The value of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Counter(f64),
+    /// Per-bucket counts (not cumulative; one more than the bounds: the overflow bucket), sum and count.
+    Histogram {
+        counts: Vec<u64>,
+        sum: f64,
+        count: u64,
+    },
+}
+
+/// One metric: its OpenTelemetry name, unit (UCUM, `{…}` annotations for counts), description and series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub series: BTreeMap<Labels, Value>,
+}
+
+impl Family {
+    fn new(name: &'static str, unit: &'static str, kind: Kind, help: &'static str) -> Family {
+        Family {
+            name,
+            unit,
+            help,
+            kind,
+            series: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, labels: &Labels, v: f64) {
+        match self.kind {
+            Kind::Counter => {
+                let e = self
+                    .series
+                    .entry(labels.clone())
+                    .or_insert(Value::Counter(0.0));
+                if let Value::Counter(c) = e {
+                    *c += v;
+                }
+            }
+            Kind::Histogram(bounds) => {
+                let e = self
+                    .series
+                    .entry(labels.clone())
+                    .or_insert_with(|| Value::Histogram {
+                        counts: vec![0; bounds.len() + 1],
+                        sum: 0.0,
+                        count: 0,
+                    });
+                if let Value::Histogram { counts, sum, count } = e {
+                    let i = bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len());
+                    counts[i] += 1;
+                    *sum += v;
+                    *count += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Every metric tokentrace exports, in a fixed order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub families: Vec<Family>,
+}
+
+impl Snapshot {
+    /// The family named `name`.
+    pub fn family(&self, name: &str) -> Option<&Family> {
+        self.families.iter().find(|f| f.name == name)
+    }
+}
+
+/// Indexes of the families in [`Snapshot::families`].
+const INPUT: usize = 0;
+const OUTPUT: usize = 1;
+const CACHE_READ: usize = 2;
+const CACHE_WRITE: usize = 3;
+const REASONING: usize = 4;
+const TOKEN_USAGE: usize = 5;
+const DURATION: usize = 6;
+const COST: usize = 7;
+const PROMPTS: usize = 8;
+const GENERATIONS: usize = 9;
+const GENERATION_ERRORS: usize = 10;
+const TOOL_CALLS: usize = 11;
+const TOOL_ERRORS: usize = 12;
+const TOOL_DURATION: usize = 13;
+const SESSIONS: usize = 14;
+const SESSION_DURATION: usize = 15;
+
+fn families() -> Vec<Family> {
+    use Kind::{Counter, Histogram};
+    vec![
+        Family::new(
+            "gen_ai.client.inference.usage.input_tokens",
+            "{token}",
+            Counter,
+            "Input tokens of model calls, cache reads and writes included",
+        ),
+        Family::new(
+            "gen_ai.client.inference.usage.output_tokens",
+            "{token}",
+            Counter,
+            "Output tokens of model calls, reasoning included",
+        ),
+        Family::new(
+            "gen_ai.client.inference.usage.cache_read.input_tokens",
+            "{token}",
+            Counter,
+            "Input tokens read from the provider's prompt cache",
+        ),
+        Family::new(
+            "gen_ai.client.inference.usage.cache_write.input_tokens",
+            "{token}",
+            Counter,
+            "Input tokens written to the provider's prompt cache",
+        ),
+        Family::new(
+            "gen_ai.client.inference.usage.reasoning.output_tokens",
+            "{token}",
+            Counter,
+            "Output tokens spent on reasoning",
+        ),
+        Family::new(
+            "gen_ai.client.token.usage",
+            "{token}",
+            Histogram(TOKEN_BOUNDS),
+            "Tokens per model call, by gen_ai.token.type (input includes cache)",
+        ),
+        Family::new(
+            "gen_ai.client.operation.duration",
+            "s",
+            Histogram(SECONDS_BOUNDS),
+            "Duration of model calls",
+        ),
+        Family::new(
+            "tokentrace.cost.usage",
+            "USD",
+            Counter,
+            "Cost of model calls in USD (the agent's figure, else the bundled price table)",
+        ),
+        Family::new("tokentrace.prompts", "{prompt}", Counter, "User prompts"),
+        Family::new(
+            "tokentrace.generations",
+            "{call}",
+            Counter,
+            "Model calls, failed ones included",
+        ),
+        Family::new(
+            "tokentrace.generation.errors",
+            "{call}",
+            Counter,
+            "Model calls that failed",
+        ),
+        Family::new("tokentrace.tool.calls", "{call}", Counter, "Tool calls"),
+        Family::new(
+            "tokentrace.tool.errors",
+            "{call}",
+            Counter,
+            "Tool calls that failed",
+        ),
+        Family::new(
+            "tokentrace.tool.duration",
+            "s",
+            Histogram(SECONDS_BOUNDS),
+            "Duration of tool calls",
+        ),
+        Family::new(
+            "tokentrace.sessions",
+            "{session}",
+            Counter,
+            "Agent sessions",
+        ),
+        Family::new(
+            "tokentrace.session.duration",
+            "s",
+            Histogram(SESSION_BOUNDS),
+            "Duration of agent sessions, first to last record",
+        ),
+    ]
+}
+
+/// Pushes `(name, value)` when the value is known.
+fn push(labels: &mut Labels, name: &'static str, value: Option<&str>) {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        labels.push((name, v.to_string()));
+    }
+}
+
+/// The session attributes every series of a session carries.
+struct SessionLabels {
+    agent: String,
+    channel: Option<String>,
+    user: Option<String>,
+}
+
+impl SessionLabels {
+    fn labels(&self) -> Labels {
+        let mut l = Labels::new();
+        push(&mut l, "tokentrace.agent", Some(&self.agent));
+        push(&mut l, "tokentrace.channel", self.channel.as_deref());
+        push(&mut l, "user.id", self.user.as_deref());
+        l
+    }
+}
+
+/// Computes every metric from the store (all sessions). Errors: the store cannot be read.
+pub fn collect(store: &Store) -> Result<Snapshot> {
+    let mut families = families();
+    let sessions = store.sessions(&Filter::default())?;
+    let mut by_key: HashMap<String, SessionLabels> = HashMap::with_capacity(sessions.len());
+    for s in sessions {
+        let labels = SessionLabels {
+            agent: s.agent.clone(),
+            channel: s.channel.clone(),
+            user: s.user.clone(),
+        };
+        let l = labels.labels();
+        families[SESSIONS].add(&l, 1.0);
+        if let (Some(start), Some(end)) = (s.start_ms, s.end_ms) {
+            families[SESSION_DURATION].add(&l, (end - start).max(0) as f64 / 1000.0);
+        }
+        by_key.insert(s.key, labels);
+    }
+    store.for_each_fact(
+        |key| by_key.contains_key(key),
+        |fact| {
+            let Some(session) = by_key.get(&fact.session_key) else {
+                return;
+            };
+            let mut l = session.labels();
+            match fact.kind {
+                FactKind::Prompt => families[PROMPTS].add(&l, 1.0),
+                FactKind::Generation => {
+                    push(&mut l, "gen_ai.operation.name", Some("chat"));
+                    push(&mut l, "gen_ai.provider.name", fact.provider.as_deref());
+                    // The model as the report names it (the response's, else the request's).
+                    push(&mut l, "gen_ai.response.model", Some(&fact.name));
+                    l.sort();
+                    let u = fact.usage;
+                    families[INPUT].add(&l, u.prompt_tokens() as f64);
+                    families[OUTPUT].add(&l, u.output as f64);
+                    families[CACHE_READ].add(&l, u.cache_read as f64);
+                    families[CACHE_WRITE].add(&l, u.cache_write() as f64);
+                    families[REASONING].add(&l, u.reasoning as f64);
+                    families[COST].add(&l, fact.cost_pico as f64 / 1e12);
+                    families[GENERATIONS].add(&l, 1.0);
+                    families[GENERATION_ERRORS].add(&l, if fact.error { 1.0 } else { 0.0 });
+                    if let Some(ms) = fact.duration_ms {
+                        families[DURATION].add(&l, ms.max(0) as f64 / 1000.0);
+                    }
+                    for (kind, n) in [("input", u.prompt_tokens()), ("output", u.output)] {
+                        let mut t = l.clone();
+                        t.push(("gen_ai.token.type", kind.into()));
+                        t.sort();
+                        families[TOKEN_USAGE].add(&t, n as f64);
+                    }
+                }
+                FactKind::Tool => {
+                    push(&mut l, "gen_ai.tool.name", Some(&fact.name));
+                    l.sort();
+                    families[TOOL_CALLS].add(&l, 1.0);
+                    families[TOOL_ERRORS].add(&l, if fact.error { 1.0 } else { 0.0 });
+                    if let Some(ms) = fact.duration_ms {
+                        families[TOOL_DURATION].add(&l, ms.max(0) as f64 / 1000.0);
+                    }
+                }
+                FactKind::Subagent => {}
+            }
+        },
+    )?;
+    Ok(Snapshot { families })
+}
