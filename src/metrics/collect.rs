@@ -73,7 +73,8 @@ impl Family {
         }
     }
 
-    fn add(&mut self, labels: &Labels, v: f64) {
+    /// Adds one measurement: to a counter's value, or as one observation of a histogram.
+    pub fn add(&mut self, labels: &Labels, v: f64) {
         match self.kind {
             Kind::Counter => {
                 let e = self
@@ -135,7 +136,8 @@ const TOOL_DURATION: usize = 13;
 const SESSIONS: usize = 14;
 const SESSION_DURATION: usize = 15;
 
-fn families() -> Vec<Family> {
+/// Every family, without series, in the order [`Snapshot::families`] lists them.
+pub fn families() -> Vec<Family> {
     use Kind::{Counter, Histogram};
     vec![
         Family::new(
@@ -254,6 +256,20 @@ impl SessionLabels {
 /// Computes every metric from the store (all sessions). Errors: the store cannot be read.
 pub fn collect(store: &Store) -> Result<Snapshot> {
     let mut families = families();
+    for_each_sample(store, |_, family, labels, value| {
+        families[family].add(labels, value)
+    })?;
+    Ok(Snapshot { families })
+}
+
+/// Calls `each(time, family, labels, value)` for every measurement the store holds: `family` indexes
+/// [`families`], `time` (ms since the epoch) is when it happened — a model or tool call's start, a prompt's
+/// start, a session's start (its count) and end (its duration) — `None` when the files did not say.
+/// [`collect`] sums them; the backfill export sums them up to each step.
+pub fn for_each_sample(
+    store: &Store,
+    mut each: impl FnMut(Option<i64>, usize, &Labels, f64),
+) -> Result<()> {
     let sessions = store.sessions(&Filter::default())?;
     let mut by_key: HashMap<String, SessionLabels> = HashMap::with_capacity(sessions.len());
     for s in sessions {
@@ -263,9 +279,14 @@ pub fn collect(store: &Store) -> Result<Snapshot> {
             user: s.user.clone(),
         };
         let l = labels.labels();
-        families[SESSIONS].add(&l, 1.0);
+        each(s.start_ms, SESSIONS, &l, 1.0);
         if let (Some(start), Some(end)) = (s.start_ms, s.end_ms) {
-            families[SESSION_DURATION].add(&l, (end - start).max(0) as f64 / 1000.0);
+            each(
+                Some(end),
+                SESSION_DURATION,
+                &l,
+                (end - start).max(0) as f64 / 1000.0,
+            );
         }
         by_key.insert(s.key, labels);
     }
@@ -275,9 +296,10 @@ pub fn collect(store: &Store) -> Result<Snapshot> {
             let Some(session) = by_key.get(&fact.session_key) else {
                 return;
             };
+            let at = fact.ts_ms;
             let mut l = session.labels();
             match fact.kind {
-                FactKind::Prompt => families[PROMPTS].add(&l, 1.0),
+                FactKind::Prompt => each(at, PROMPTS, &l, 1.0),
                 FactKind::Generation => {
                     push(&mut l, "gen_ai.operation.name", Some("chat"));
                     push(&mut l, "gen_ai.provider.name", fact.provider.as_deref());
@@ -285,36 +307,40 @@ pub fn collect(store: &Store) -> Result<Snapshot> {
                     push(&mut l, "gen_ai.response.model", Some(&fact.name));
                     l.sort();
                     let u = fact.usage;
-                    families[INPUT].add(&l, u.prompt_tokens() as f64);
-                    families[OUTPUT].add(&l, u.output as f64);
-                    families[CACHE_READ].add(&l, u.cache_read as f64);
-                    families[CACHE_WRITE].add(&l, u.cache_write() as f64);
-                    families[REASONING].add(&l, u.reasoning as f64);
-                    families[COST].add(&l, fact.cost_pico as f64 / 1e12);
-                    families[GENERATIONS].add(&l, 1.0);
-                    families[GENERATION_ERRORS].add(&l, if fact.error { 1.0 } else { 0.0 });
+                    each(at, INPUT, &l, u.prompt_tokens() as f64);
+                    each(at, OUTPUT, &l, u.output as f64);
+                    each(at, CACHE_READ, &l, u.cache_read as f64);
+                    each(at, CACHE_WRITE, &l, u.cache_write() as f64);
+                    each(at, REASONING, &l, u.reasoning as f64);
+                    each(at, COST, &l, fact.cost_pico as f64 / 1e12);
+                    each(at, GENERATIONS, &l, 1.0);
+                    each(
+                        at,
+                        GENERATION_ERRORS,
+                        &l,
+                        if fact.error { 1.0 } else { 0.0 },
+                    );
                     if let Some(ms) = fact.duration_ms {
-                        families[DURATION].add(&l, ms.max(0) as f64 / 1000.0);
+                        each(at, DURATION, &l, ms.max(0) as f64 / 1000.0);
                     }
                     for (kind, n) in [("input", u.prompt_tokens()), ("output", u.output)] {
                         let mut t = l.clone();
                         t.push(("gen_ai.token.type", kind.into()));
                         t.sort();
-                        families[TOKEN_USAGE].add(&t, n as f64);
+                        each(at, TOKEN_USAGE, &t, n as f64);
                     }
                 }
                 FactKind::Tool => {
                     push(&mut l, "gen_ai.tool.name", Some(&fact.name));
                     l.sort();
-                    families[TOOL_CALLS].add(&l, 1.0);
-                    families[TOOL_ERRORS].add(&l, if fact.error { 1.0 } else { 0.0 });
+                    each(at, TOOL_CALLS, &l, 1.0);
+                    each(at, TOOL_ERRORS, &l, if fact.error { 1.0 } else { 0.0 });
                     if let Some(ms) = fact.duration_ms {
-                        families[TOOL_DURATION].add(&l, ms.max(0) as f64 / 1000.0);
+                        each(at, TOOL_DURATION, &l, ms.max(0) as f64 / 1000.0);
                     }
                 }
                 FactKind::Subagent => {}
             }
         },
-    )?;
-    Ok(Snapshot { families })
+    )
 }

@@ -3,5 +3,6 @@
 //! printed by `tokentrace metrics`.
 
 pub mod collect;
+pub mod openmetrics;
 pub mod prometheus;
 pub mod serve;

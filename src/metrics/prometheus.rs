@@ -65,7 +65,7 @@ fn labels_text(labels: &[(&'static str, String)], extra: Option<(&str, String)>)
 }
 
 /// A number as Prometheus reads it (`+Inf`, integers without a fraction).
-fn number(v: f64) -> String {
+pub(super) fn number(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 {
             "+Inf".into()
@@ -84,45 +84,75 @@ pub fn render(snapshot: &Snapshot) -> String {
     let mut out = String::new();
     for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
         let base = metric_name(family);
-        let name = match family.kind {
-            Kind::Counter => format!("{base}_total"),
-            Kind::Histogram(_) => base.clone(),
-        };
-        let kind = match family.kind {
-            Kind::Counter => "counter",
-            Kind::Histogram(_) => "histogram",
-        };
+        let name = sample_name(family);
         let _ = writeln!(out, "# HELP {name} {}", family.help);
-        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "# TYPE {name} {}", type_name(family));
         for (labels, value) in &family.series {
-            match (value, family.kind) {
-                (Value::Counter(v), _) => {
-                    let _ = writeln!(out, "{name}{} {}", labels_text(labels, None), number(*v));
-                }
-                (Value::Histogram { counts, sum, count }, Kind::Histogram(bounds)) => {
-                    let mut cumulative = 0;
-                    for (i, n) in counts.iter().enumerate() {
-                        cumulative += n;
-                        let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                        let _ = writeln!(
-                            out,
-                            "{name}_bucket{} {cumulative}",
-                            labels_text(labels, Some(("le", number(le))))
-                        );
-                    }
-                    let _ = writeln!(
-                        out,
-                        "{name}_sum{} {}",
-                        labels_text(labels, None),
-                        number(*sum)
-                    );
-                    let _ = writeln!(out, "{name}_count{} {count}", labels_text(labels, None));
-                }
-                (Value::Histogram { .. }, Kind::Counter) => {}
-            }
+            write_series(&mut out, family, &base, labels, value, None);
         }
     }
     out
+}
+
+/// `counter` or `histogram`.
+pub(super) fn type_name(family: &Family) -> &'static str {
+    match family.kind {
+        Kind::Counter => "counter",
+        Kind::Histogram(_) => "histogram",
+    }
+}
+
+/// The name of a counter's samples (`…_total`) or a histogram's base name.
+pub(super) fn sample_name(family: &Family) -> String {
+    match family.kind {
+        Kind::Counter => format!("{}_total", metric_name(family)),
+        Kind::Histogram(_) => metric_name(family),
+    }
+}
+
+/// Writes the sample lines of one series (`base` = [`metric_name`]), with a timestamp in seconds when given
+/// (OpenMetrics backfill).
+pub(super) fn write_series(
+    out: &mut String,
+    family: &Family,
+    base: &str,
+    labels: &[(&'static str, String)],
+    value: &Value,
+    timestamp: Option<f64>,
+) {
+    let ts = timestamp
+        .map(|t| format!(" {}", number(t)))
+        .unwrap_or_default();
+    match (value, family.kind) {
+        (Value::Counter(v), _) => {
+            let _ = writeln!(
+                out,
+                "{base}_total{} {}{ts}",
+                labels_text(labels, None),
+                number(*v)
+            );
+        }
+        (Value::Histogram { counts, sum, count }, Kind::Histogram(bounds)) => {
+            let mut cumulative = 0;
+            for (i, n) in counts.iter().enumerate() {
+                cumulative += n;
+                let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                let _ = writeln!(
+                    out,
+                    "{base}_bucket{} {cumulative}{ts}",
+                    labels_text(labels, Some(("le", number(le))))
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{base}_sum{} {}{ts}",
+                labels_text(labels, None),
+                number(*sum)
+            );
+            let _ = writeln!(out, "{base}_count{} {count}{ts}", labels_text(labels, None));
+        }
+        (Value::Histogram { .. }, Kind::Counter) => {}
+    }
 }
 
 #[cfg(test)]

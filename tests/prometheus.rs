@@ -1,0 +1,240 @@
+//! A real Prometheus (Debian package `prometheus`, installed by `scripts/test`) scrapes `watch
+//! --metrics-listen` and holds the history `metrics export` backfilled through `promtool tsdb
+//! create-blocks-from openmetrics`: PromQL over the scraped series returns the report's total cost, and over the
+//! backfilled ones each day's cost equals `report daily --json`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PATHS: [&str; 2] = ["examples", "tests/fixtures/recorded"];
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tokentrace")
+}
+
+fn tokentrace(data: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(common::repo())
+        .env("HOME", data)
+        .env_remove("TOKENTRACE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Percent-encodes a query parameter.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// GET http://127.0.0.1:port{path}; the body, when the server answered.
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// The value of a PromQL instant query at `time` (seconds), summed over the result vector; `None` when the
+/// result is empty.
+fn query(port: u16, promql: &str, time: f64) -> Option<f64> {
+    let body = get(
+        port,
+        &format!("/api/v1/query?query={}&time={time}", encode(promql)),
+    )?;
+    let doc: Value = serde_json::from_str(&body).ok()?;
+    assert_eq!(doc["status"], "success", "{promql}: {body}");
+    let result = doc["data"]["result"].as_array()?;
+    if result.is_empty() {
+        return None;
+    }
+    Some(
+        result
+            .iter()
+            .map(|r| r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+            .sum(),
+    )
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_endpoint_and_holds_the_backfilled_history_equal_to_the_report() {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+        || Command::new("promtool").arg("--version").output().is_err()
+    {
+        return common::skip_missing("prometheus and promtool", "apt-get install prometheus");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The history, backfilled: export up to the end of the last reported day.
+    let mut import = vec!["report", "daily", "--json", "--tz", "UTC"];
+    for p in PATHS {
+        import.extend(["--path", p]);
+    }
+    let daily: Value = serde_json::from_slice(&tokentrace(&data, &import)).unwrap();
+    let days: Vec<(String, f64)> = daily["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["cost_usd"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(days.len() >= 2, "{days:?}");
+    let last_day = days.last().unwrap().0.clone();
+    let history = tokentrace(
+        &data,
+        &[
+            "metrics",
+            "export",
+            "--no-import",
+            "--until",
+            &last_day,
+            "--step",
+            "1h",
+        ],
+    );
+    let om = dir.path().join("history.om");
+    std::fs::write(&om, &history).unwrap();
+    let tsdb = dir.path().join("tsdb");
+    let out = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&tsdb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The live endpoint, on the same store.
+    let metrics_port = free_port();
+    let _watch = Killed(
+        Command::new(bin())
+            .args(["watch", "--metrics-listen"])
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .args(PATHS.iter().flat_map(|p| ["--path", p]))
+            .arg("--data-dir")
+            .arg(&data)
+            .current_dir(common::repo())
+            .env("HOME", &data)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("LANGFUSE_PUBLIC_KEY")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prom_port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tokentrace\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+        ),
+    )
+    .unwrap();
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .arg("--storage.tsdb.retention.time=100y")
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The scraped series: today's total equals the report's.
+    let total: f64 = days.iter().map(|(_, c)| c).sum();
+    let now = || jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    let until = Instant::now() + Duration::from_secs(60);
+    let scraped = loop {
+        if let Some(v) = get(prom_port, "/-/ready")
+            .filter(|b| b.contains("Ready"))
+            .and_then(|_| {
+                query(
+                    prom_port,
+                    "sum(tokentrace_cost_usage_USD_total{job=\"tokentrace\"})",
+                    now(),
+                )
+            })
+        {
+            break v;
+        }
+        assert!(
+            Instant::now() < until,
+            "Prometheus never scraped the endpoint"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        (scraped - total).abs() < 1e-9,
+        "scraped total {scraped} vs the report's {total}"
+    );
+    // The backfilled series (no job label): each day's increase is the report's cost of that day.
+    let midnight = |day: &str| -> f64 {
+        let date: jiff::civil::Date = day.parse().unwrap();
+        date.to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_second() as f64
+    };
+    let backfilled = "sum(tokentrace_cost_usage_USD_total{job=\"\"})";
+    for (day, cost) in &days {
+        let start = midnight(day);
+        let before = query(prom_port, backfilled, start).unwrap_or(0.0);
+        let after = query(prom_port, backfilled, start + 86_400.0)
+            .unwrap_or_else(|| panic!("no backfilled sample at the end of {day}"));
+        assert!(
+            (after - before - cost).abs() < 1e-9,
+            "{day}: Prometheus says {} USD, the report {cost}",
+            after - before
+        );
+    }
+}
