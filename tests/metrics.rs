@@ -3,6 +3,8 @@
 //! report's totals per agent and per model, and no series carries a session or trace id.
 
 mod common;
+#[path = "common/http_server.rs"]
+mod http_server;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -277,4 +279,207 @@ fn watch_serves_the_same_metrics_on_its_endpoint() {
         served.1
     );
     assert!(missing.0.contains("404"), "{}", missing.0);
+}
+
+/// `sync` with the given environment (no trace backend unless given), on the recordings in the repo.
+fn sync(data: &std::path::Path, env: &[(&str, String)]) -> Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentrace"));
+    cmd.args(["sync", "--json", "--retry-budget", "5"])
+        .args(PATHS.iter().flat_map(|p| ["--path", p]))
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(common::repo())
+        .env("HOME", data)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("LANGFUSE_PUBLIC_KEY")
+        .env_remove("TOKENTRACE_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// (value, start, time) of every data point of `name` in an OTLP metrics request.
+fn points(body: &[u8], name: &str) -> Vec<(f64, u64, u64)> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as V};
+    use prost::Message;
+    let req = ExportMetricsServiceRequest::decode(body).unwrap();
+    let mut out = Vec::new();
+    for m in req
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == name)
+    {
+        match &m.data {
+            Some(Data::Sum(sum)) => {
+                assert!(
+                    sum.is_monotonic && sum.aggregation_temporality == 2,
+                    "cumulative"
+                );
+                for p in &sum.data_points {
+                    let v = match p.value {
+                        Some(V::AsDouble(d)) => d,
+                        Some(V::AsInt(i)) => i as f64,
+                        None => panic!("no value"),
+                    };
+                    out.push((v, p.start_time_unix_nano, p.time_unix_nano));
+                }
+            }
+            Some(Data::Histogram(h)) => {
+                for p in &h.data_points {
+                    assert_eq!(p.bucket_counts.iter().sum::<u64>(), p.count);
+                    out.push((p.count as f64, p.start_time_unix_nano, p.time_unix_nano));
+                }
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn sync_pushes_cumulative_otlp_metrics_equal_to_the_report_with_stable_start_times() {
+    let server = http_server::Server::start(Duration::ZERO, |_| http_server::ok());
+    let data = tempfile::tempdir().unwrap();
+    let env = [(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        format!("{}/v1/metrics", server.base()),
+    )];
+    let first = sync(data.path(), &env);
+    assert!(first["metrics"]["error"].is_null(), "{first}");
+    std::thread::sleep(Duration::from_millis(20));
+    let second = sync(data.path(), &env);
+    assert!(second["metrics"]["error"].is_null(), "{second}");
+    let reqs = server.to("/v1/metrics");
+    assert_eq!(
+        reqs.len(),
+        2,
+        "one push per sync, nothing sent to /v1/traces"
+    );
+    assert!(server.to("/v1/traces").is_empty());
+    let total: f64 = report_rows(data.path(), "agent")
+        .values()
+        .map(|r| r[4])
+        .sum();
+    let (a, b) = (
+        points(&reqs[0].body, "tokentrace.cost.usage"),
+        points(&reqs[1].body, "tokentrace.cost.usage"),
+    );
+    let sum = |p: &[(f64, u64, u64)]| p.iter().map(|x| x.0).sum::<f64>();
+    assert!((sum(&a) - total).abs() < 1e-9, "{} vs {total}", sum(&a));
+    assert!((sum(&b) - total).abs() < 1e-9, "cumulative: the same again");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.1, y.1, "the start time of a series is stable");
+        assert!(
+            x.1 > 1_700_000_000_000_000_000 && x.1 <= x.2,
+            "start {} time {}",
+            x.1,
+            x.2
+        );
+        assert!(y.2 > x.2, "the time moves on");
+    }
+    let generations: f64 = report_rows(data.path(), "agent")
+        .values()
+        .map(|r| r[5])
+        .sum();
+    let calls = points(&reqs[0].body, "gen_ai.client.operation.duration");
+    assert!(!calls.is_empty());
+    assert_eq!(
+        points(&reqs[0].body, "tokentrace.generations")
+            .iter()
+            .map(|p| p.0)
+            .sum::<f64>(),
+        generations
+    );
+}
+
+#[test]
+fn the_base_endpoint_carries_metrics_only_when_asked_and_a_down_backend_is_reported() {
+    let server = http_server::Server::start(Duration::ZERO, |_| http_server::ok());
+    let data = tempfile::tempdir().unwrap();
+    let base = [("OTEL_EXPORTER_OTLP_ENDPOINT", server.base())];
+    sync(data.path(), &base);
+    assert!(server.to("/v1/metrics").is_empty(), "opt-in");
+    assert!(!server.to("/v1/traces").is_empty());
+    let with = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", server.base()),
+        ("OTEL_METRICS_EXPORTER", "otlp".to_string()),
+    ];
+    sync(data.path(), &with);
+    assert_eq!(server.to("/v1/metrics").len(), 1);
+    // A metrics backend that is down: reported, exit code 2, the traces unaffected.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = [(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        format!("http://127.0.0.1:{port}/v1/metrics"),
+    )];
+    let out = sync(data.path(), &down);
+    assert!(
+        out["metrics"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{out}"
+    );
+    assert_eq!(out["metrics"]["points"], 0);
+}
+
+#[test]
+fn watch_pushes_the_metrics_every_interval_and_once_more_on_stop() {
+    let server = http_server::Server::start(Duration::ZERO, |_| http_server::ok());
+    let data = tempfile::tempdir().unwrap();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .arg("watch")
+        .args(PATHS.iter().flat_map(|p| ["--path", p]))
+        .arg("--data-dir")
+        .arg(data.path())
+        .current_dir(common::repo())
+        .env("HOME", data.path())
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("LANGFUSE_PUBLIC_KEY")
+        .env(
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            format!("{}/v1/metrics", server.base()),
+        )
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while server.to("/v1/metrics").len() < 3 {
+        assert!(Instant::now() < until, "fewer than 3 pushes in 20 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = server.to("/v1/metrics").len();
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
+    assert!(watch.wait().unwrap().success());
+    let pushes = server.to("/v1/metrics");
+    assert!(pushes.len() > before, "a last push on stop");
+    let total: f64 = report_rows(data.path(), "agent")
+        .values()
+        .map(|r| r[4])
+        .sum();
+    let last = points(&pushes.last().unwrap().body, "tokentrace.cost.usage");
+    let got: f64 = last.iter().map(|p| p.0).sum();
+    assert!((got - total).abs() < 1e-9, "{got} vs {total}");
+    let first = points(&pushes[0].body, "tokentrace.cost.usage");
+    assert_eq!(
+        first.iter().map(|p| p.1).collect::<Vec<_>>(),
+        last.iter().map(|p| p.1).collect::<Vec<_>>(),
+        "start times stay"
+    );
 }

@@ -142,7 +142,11 @@ fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
         }
         return Ok(());
     }
-    if endpoints.is_empty() {
+    let metrics_endpoint = endpoint::metrics_endpoint(&ctx.env)?;
+    if let Some(ep) = &metrics_endpoint {
+        endpoint::check_transport(ep, ctx.config.allow_insecure)?;
+    }
+    if endpoints.is_empty() && metrics_endpoint.is_none() {
         if args.json {
             println!(
                 "{}",
@@ -178,12 +182,17 @@ fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
         bar.finish_and_clear();
         reports.push(report);
     }
+    // After the traces: a metrics backend that is down must not eat their retry budget.
+    let metrics = match &metrics_endpoint {
+        Some(ep) => Some(push_metrics(ep, &store, &opts)?),
+        None => None,
+    };
     let incomplete = reports.iter().any(|r| {
         r.backlog.pending > 0
             || r.backlog.failed > 0
             || r.backlog.scores_pending > 0
             || r.backlog.scores_failed > 0
-    });
+    }) || metrics.as_ref().is_some_and(|m| m.error.is_some());
     if args.json {
         let doc: Vec<_> = reports
             .iter()
@@ -198,9 +207,12 @@ fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
                 })
             })
             .collect();
+        let metrics = metrics.as_ref().map(|m| {
+            json!({ "url": m.url, "points": m.points, "attempts": m.attempts, "error": m.error })
+        });
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "sinks": doc }))?
+            serde_json::to_string_pretty(&json!({ "sinks": doc, "metrics": metrics }))?
         );
     } else {
         for r in &reports {
@@ -236,8 +248,30 @@ fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
             );
         }
     }
+    if let (false, Some(m)) = (args.json, &metrics) {
+        match &m.error {
+            None => println!("metrics: {} series pushed to {}", m.points, m.url),
+            Some(e) => println!("metrics: not pushed to {}: {}", m.url, printable(e)),
+        }
+    }
     if incomplete {
         std::process::exit(2);
     }
     Ok(())
+}
+
+/// Pushes the metric set to the OTLP metrics endpoint (see [`endpoint::metrics_endpoint`]) within the run's
+/// retry budget.
+fn push_metrics(
+    ep: &endpoint::Endpoint,
+    store: &crate::store::Store,
+    opts: &DeliveryOptions,
+) -> Result<sinks::metrics::PushReport> {
+    let snapshot = crate::metrics::collect::collect(store)?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let report = sinks::metrics::push(ep, &snapshot, &opts.settings, now, opts.retry_budget)?;
+    if let Some(e) = &report.error {
+        tracing::warn!("metrics push to {} failed: {e}", report.url);
+    }
+    Ok(report)
 }

@@ -22,6 +22,7 @@ use crate::store::Store;
 use crate::watch::flush::{Flusher, DEFAULT_FLUSH};
 use crate::watch::fs::{Change, FsWatch};
 use crate::watch::lock;
+use crate::watch::push::MetricsPusher;
 
 /// Events are gathered until none came for this long…
 const QUIET: Duration = Duration::from_millis(10);
@@ -219,6 +220,21 @@ fn flush_interval(ctx: &Context) -> Result<Duration> {
     }
 }
 
+/// `OTEL_METRIC_EXPORT_INTERVAL` (ms), else [`crate::watch::push::DEFAULT_INTERVAL`].
+fn metrics_interval(ctx: &Context) -> Result<Duration> {
+    match ctx.env.var("OTEL_METRIC_EXPORT_INTERVAL") {
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+            .with_context(|| {
+                format!("OTEL_METRIC_EXPORT_INTERVAL={v} is not a positive number of ms")
+            }),
+        None => Ok(crate::watch::push::DEFAULT_INTERVAL),
+    }
+}
+
 /// The backends and delivery options the context asks for. Errors: a configuration problem (bad
 /// variables, credentials over plain http).
 fn delivery(ctx: &Context) -> Result<(Vec<endpoint::Endpoint>, crate::sinks::DeliveryOptions)> {
@@ -311,6 +327,25 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
         importer.known.len(),
         first.records
     );
+    let pusher = match endpoint::metrics_endpoint(&ctx.env)? {
+        Some(ep) => {
+            endpoint::check_transport(&ep, ctx.config.allow_insecure)?;
+            let interval = metrics_interval(&ctx)?;
+            tracing::info!(
+                "pushing metrics to {} every {} s",
+                ep.display_url(),
+                interval.as_secs_f64()
+            );
+            let settings = crate::sinks::sink_settings(&opts.settings, ep.name);
+            Some(MetricsPusher::start(
+                ctx.store_path(),
+                ep,
+                settings,
+                interval,
+            )?)
+        }
+        None => None,
+    };
     if let Some(addr) = args.metrics_listen {
         let bound = crate::metrics::serve::spawn(addr, ctx.store_path())?;
         tracing::info!("serving metrics at http://{bound}/metrics");
@@ -443,8 +478,14 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
         stop_signal.map_or(String::new(), |s| format!(" on signal {s}")),
         args.shutdown_timeout
     );
+    // Both within --shutdown-timeout: a quarter for the last metrics push, the rest for pending traces.
+    let shutdown = Duration::from_secs(args.shutdown_timeout);
+    let stopping = Instant::now();
+    if let Some(p) = pusher {
+        p.stop(shutdown / 4);
+    }
     if let Some(f) = flusher {
-        let (finished, stats) = f.stop(Duration::from_secs(args.shutdown_timeout));
+        let (finished, stats) = f.stop(shutdown.saturating_sub(stopping.elapsed()));
         if !finished {
             tracing::warn!(
                 "delivery did not finish in time; the rest stays queued for the next start"

@@ -60,6 +60,9 @@ pub struct Family {
     pub help: &'static str,
     pub kind: Kind,
     pub series: BTreeMap<Labels, Value>,
+    /// When each series' first measurement happened (ms since the epoch): the stable start time of its
+    /// cumulative value (OTLP `start_time_unix_nano`), the same after every restart.
+    pub starts: BTreeMap<Labels, i64>,
 }
 
 impl Family {
@@ -70,6 +73,17 @@ impl Family {
             help,
             kind,
             series: BTreeMap::new(),
+            starts: BTreeMap::new(),
+        }
+    }
+
+    /// Notes a measurement at `at_ms` of the series `labels` (keeps the earliest).
+    pub fn seen_at(&mut self, labels: &Labels, at_ms: i64) {
+        match self.starts.get_mut(labels) {
+            Some(t) => *t = (*t).min(at_ms),
+            None => {
+                self.starts.insert(labels.clone(), at_ms);
+            }
         }
     }
 
@@ -256,8 +270,11 @@ impl SessionLabels {
 /// Computes every metric from the store (all sessions). Errors: the store cannot be read.
 pub fn collect(store: &Store) -> Result<Snapshot> {
     let mut families = families();
-    for_each_sample(store, |_, family, labels, value| {
-        families[family].add(labels, value)
+    for_each_sample(store, |at, family, labels, value| {
+        families[family].add(labels, value);
+        if let Some(at) = at {
+            families[family].seen_at(labels, at);
+        }
     })?;
     Ok(Snapshot { families })
 }

@@ -13,7 +13,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::collect::{families, for_each_sample, Family, Labels};
+use super::collect::{families, for_each_sample, Labels};
 use super::prometheus::{metric_name, type_name, write_series};
 use crate::store::Store;
 
@@ -63,10 +63,7 @@ pub fn export(
         for ((_, labels), samples) in groups.iter_mut().filter(|((f, _), _)| *f == index) {
             samples.sort_by_key(|(at, _)| *at);
             // The series' running value, kept in a one-series family.
-            let mut running = Family {
-                series: BTreeMap::new(),
-                ..template.clone()
-            };
+            let mut running = template.clone();
             let mut next = 0;
             let mut t = start;
             let mut wrote_series = false;

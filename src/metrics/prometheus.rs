@@ -167,6 +167,7 @@ mod tests {
             help: "",
             kind,
             series: Default::default(),
+            starts: Default::default(),
         };
         assert_eq!(
             metric_name(&family("tokentrace.cost.usage", "USD", Kind::Counter)),

@@ -423,6 +423,31 @@ fn observation_attributes(
 
 /// One OTLP request from spans (one resource, one scope).
 pub fn request(spans: Vec<Span>, settings: &ExportSettings) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource(settings)),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(scope()),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// The instrumentation scope of everything tokentrace exports.
+pub fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "tokentrace".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    }
+}
+
+/// The resource of everything tokentrace exports: `service.name` (`OTEL_SERVICE_NAME`), our version, the
+/// environment and `OTEL_RESOURCE_ATTRIBUTES`.
+pub fn resource(settings: &ExportSettings) -> Resource {
     let mut resource = vec![
         s("service.name", settings.service_name.clone()),
         s("service.version", env!("CARGO_PKG_VERSION")),
@@ -436,22 +461,8 @@ pub fn request(spans: Vec<Span>, settings: &ExportSettings) -> ExportTraceServic
             resource.push(s(k, v.clone()));
         }
     }
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: resource,
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "tokentrace".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+    Resource {
+        attributes: resource,
+        ..Default::default()
     }
 }

@@ -303,9 +303,10 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-fn protocol(env: &Env) -> Result<Protocol> {
+/// The protocol of a signal: `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`.
+fn protocol(env: &Env, signal: &str) -> Result<Protocol> {
     let value = env
-        .var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .var(&format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"))
         .or_else(|| env.var("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or("http/protobuf");
     match value {
@@ -339,6 +340,58 @@ fn check_url(var: &str, url: &str) -> Result<()> {
             mask_url(url)
         ),
     }
+}
+
+/// The OTLP metrics backend: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (the full URL), else, with
+/// `OTEL_METRICS_EXPORTER=otlp`, `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`; headers from
+/// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_METRICS_HEADERS`. `None` otherwise, and with
+/// `OTEL_METRICS_EXPORTER=none`. Opt-in, unlike the SDKs' default: many trace backends people point
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` at (Phoenix, Langfuse's OTLP endpoint) refuse metrics. Errors: a malformed
+/// URL, header list or protocol.
+pub fn metrics_endpoint(env: &Env) -> Result<Option<Endpoint>> {
+    let exporter = env.var("OTEL_METRICS_EXPORTER").unwrap_or("");
+    if exporter == "none" {
+        return Ok(None);
+    }
+    for var in [
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
+        if let Some(url) = env.var(var) {
+            check_url(var, url)?;
+        }
+    }
+    let url = match env.var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+        Some(url) => url.to_string(),
+        None => match env.var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Some(base) if exporter == "otlp" => {
+                format!("{}/v1/metrics", base.trim_end_matches('/'))
+            }
+            _ => return Ok(None),
+        },
+    };
+    let mut headers = Vec::new();
+    for var in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    ] {
+        if let Some(list) = env.var(var) {
+            headers.extend(parse_pairs(var, list)?);
+        }
+    }
+    let mut secrets: Vec<String> = headers
+        .iter()
+        .flat_map(|(_, v)| header_secrets(v))
+        .collect();
+    secrets.extend(url_secrets(&url));
+    Ok(Some(Endpoint {
+        name: "otlp-metrics",
+        url,
+        headers,
+        protocol: protocol(env, "METRICS")?,
+        scores_url: None,
+        secrets,
+    }))
 }
 
 pub fn configured(env: &Env) -> Result<Vec<Endpoint>> {
@@ -379,7 +432,7 @@ pub fn configured(env: &Env) -> Result<Vec<Endpoint>> {
             name: "otlp",
             url,
             headers,
-            protocol: protocol(env)?,
+            protocol: protocol(env, "TRACES")?,
             scores_url: None,
             secrets,
         });

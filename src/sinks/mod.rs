@@ -18,6 +18,7 @@ pub mod encode;
 pub mod endpoint;
 pub mod http;
 pub mod langfuse;
+pub mod metrics;
 pub mod scores;
 
 use std::collections::HashMap;

@@ -5,3 +5,4 @@
 pub mod flush;
 pub mod fs;
 pub mod lock;
+pub mod push;

@@ -1,0 +1,116 @@
+//! The metrics side of `watch`: every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s) the metric set is
+//! computed from the store and pushed to the OTLP metrics endpoint ([`crate::sinks::metrics`]). Cumulative
+//! values make a failed push harmless: the next one carries everything.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::sinks::{metrics, Endpoint, ExportSettings};
+use crate::store::Store;
+
+/// Default push interval (`OTEL_METRIC_EXPORT_INTERVAL`, ms, as the OpenTelemetry SDKs read it).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Handle of the push thread.
+pub struct MetricsPusher {
+    stop: Sender<Instant>,
+    done: Receiver<()>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl MetricsPusher {
+    /// Starts pushing the metrics of the store at `store_path` to `endpoint` every `interval` (first push at
+    /// once).
+    pub fn start(
+        store_path: PathBuf,
+        endpoint: Endpoint,
+        settings: ExportSettings,
+        interval: Duration,
+    ) -> Result<MetricsPusher> {
+        let (stop, rx) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("tt-metrics-push".into())
+            .spawn(move || {
+                run(&store_path, &endpoint, &settings, interval, &rx);
+                let _ = done_tx.send(());
+            })
+            .context("cannot start the metrics push thread")?;
+        Ok(MetricsPusher {
+            stop,
+            done,
+            handle: Some(handle),
+        })
+    }
+
+    /// Pushes once more (within `timeout`) and stops; a push still retrying past that is left behind (the
+    /// next start pushes the same cumulative values).
+    pub fn stop(mut self, timeout: Duration) {
+        let _ = self.stop.send(Instant::now() + timeout);
+        if self
+            .done
+            .recv_timeout(timeout + Duration::from_millis(500))
+            .is_ok()
+        {
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn run(
+    store_path: &std::path::Path,
+    endpoint: &Endpoint,
+    settings: &ExportSettings,
+    interval: Duration,
+    rx: &Receiver<Instant>,
+) {
+    let mut next = Instant::now();
+    loop {
+        let budget = match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Ok(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let stopping = budget.is_some();
+        // A push may retry for half the interval (at most 10 s, so that a stop is seen soon); the last one
+        // for what is left of the shutdown time.
+        let budget = budget.unwrap_or((interval / 2).min(Duration::from_secs(10)));
+        match push_once(store_path, endpoint, settings, budget) {
+            Ok(report) => match &report.error {
+                None => {
+                    tracing::debug!("metrics: {} series pushed to {}", report.points, report.url)
+                }
+                Some(e) => tracing::warn!("metrics push to {} failed: {e}", report.url),
+            },
+            Err(e) => tracing::warn!("metrics push: {e:#}"),
+        }
+        if stopping {
+            return;
+        }
+        next = Instant::now() + interval;
+    }
+}
+
+fn push_once(
+    store_path: &std::path::Path,
+    endpoint: &Endpoint,
+    settings: &ExportSettings,
+    budget: Duration,
+) -> Result<metrics::PushReport> {
+    let store = Store::open_read_only(store_path)?;
+    let snapshot = crate::metrics::collect::collect(&store)?;
+    drop(store);
+    metrics::push(
+        endpoint,
+        &snapshot,
+        settings,
+        jiff::Timestamp::now().as_millisecond(),
+        budget,
+    )
+}
