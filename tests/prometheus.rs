@@ -237,4 +237,80 @@ fn prometheus_scrapes_the_endpoint_and_holds_the_backfilled_history_equal_to_the
             after - before
         );
     }
+    // Every query of the dashboard returns data for the recordings, at the end of the backfilled history,
+    // over a 30-day range (Grafana's `$__range`).
+    let end = midnight(&last_day) + 86_400.0;
+    let dashboard = common::repo().join("dashboards/grafana/tokentrace.json");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&dashboard).unwrap()).unwrap();
+    let panels = check_dashboard_structure(&doc);
+    let mut queries = 0;
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap().replace("$__range", "30d");
+            let body = get(
+                prom_port,
+                &format!("/api/v1/query?query={}&time={end}", encode(&expr)),
+            )
+            .unwrap();
+            let result: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(result["status"], "success", "{expr}: {body}");
+            let values: Vec<f64> = result["data"]["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+                .collect();
+            assert!(
+                values.iter().any(|v| v.is_finite()),
+                "panel {:?}: {expr} returned no data: {body}",
+                panel["title"]
+            );
+            queries += 1;
+        }
+    }
+    assert!(queries >= 17, "{queries} queries");
+}
+
+/// A structural check of the dashboard (Grafana's schema is not installable here): a `datasource` template
+/// variable and no hard-coded datasource UID anywhere, every panel with an id, a type, a title, a grid
+/// position and PromQL targets with a refId. Returns the panels.
+fn check_dashboard_structure(doc: &Value) -> &Vec<Value> {
+    assert!(doc["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(doc["schemaVersion"].as_u64().is_some_and(|v| v >= 36));
+    assert!(
+        doc.get("uid").is_none_or(Value::is_null),
+        "no fixed dashboard uid"
+    );
+    let vars = doc["templating"]["list"].as_array().unwrap();
+    assert!(vars.iter().any(|v| v["name"] == "datasource"
+        && v["type"] == "datasource"
+        && v["query"] == "prometheus"));
+    let text = doc.to_string();
+    for uid in text.match_indices("\"uid\":") {
+        let rest = &text[uid.0 + 6..];
+        assert!(
+            rest.starts_with("\"${datasource}\""),
+            "a hard-coded uid: {}",
+            &rest[..40.min(rest.len())]
+        );
+    }
+    let panels = doc["panels"].as_array().unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for p in panels {
+        assert!(ids.insert(p["id"].as_u64().unwrap()), "unique panel ids");
+        assert!(p["type"].as_str().is_some() && p["title"].as_str().is_some());
+        for k in ["h", "w", "x", "y"] {
+            assert!(
+                p["gridPos"][k].as_u64().is_some(),
+                "{}: gridPos.{k}",
+                p["title"]
+            );
+        }
+        assert!(p["gridPos"]["x"].as_u64().unwrap() + p["gridPos"]["w"].as_u64().unwrap() <= 24);
+        assert_eq!(p["datasource"]["uid"], "${datasource}");
+        for t in p["targets"].as_array().unwrap() {
+            assert!(t["refId"].as_str().is_some() && t["expr"].as_str().is_some());
+        }
+    }
+    panels
 }
