@@ -73,6 +73,10 @@ pub struct Config {
     pub channels: Vec<ChannelRule>,
     #[serde(default)]
     pub prices: HashMap<String, OverridePrice>,
+    /// Extra metric names for dashboards built on an agent's own telemetry: `claude_code`
+    /// (`TOKENTRACE_METRICS_COMPAT`, comma-separated; `--metrics-compat`).
+    #[serde(default)]
+    pub metrics_compat: Vec<String>,
 }
 
 /// The config file to read: `explicit` (`--config`), `$TOKENTRACE_CONFIG`, else the XDG location.
@@ -113,6 +117,9 @@ impl Config {
     pub fn with_env(mut self, env: &Env) -> Result<Config> {
         if let Some(v) = env.var("TOKENTRACE_CHANNEL") {
             self.channel = Some(v.to_string());
+        }
+        if let Some(v) = env.var("TOKENTRACE_METRICS_COMPAT") {
+            self.metrics_compat = v.split(',').map(|t| t.trim().to_string()).collect();
         }
         if let Some(v) = env.var("TOKENTRACE_USER") {
             self.user = Some(v.to_string());

@@ -483,3 +483,78 @@ fn watch_pushes_the_metrics_every_interval_and_once_more_on_stop() {
         "start times stay"
     );
 }
+
+/// The series and labels Claude Code's own telemetry produces in Prometheus, as the boards built on it query
+/// them (the issue cites grafana.com dashboard 25255 "Claude Code Metrics (Prometheus)":
+/// `claude_code_token_usage_tokens_total{type,model}`, `claude_code_cost_usage_USD_total{model}`; token types
+/// as Claude Code's monitoring documentation names them).
+const CLAUDE_CODE_SERIES: [(&str, &[&str]); 3] = [
+    ("claude_code_token_usage_tokens_total", &["model", "type"]),
+    ("claude_code_cost_usage_USD_total", &["model"]),
+    ("claude_code_session_count_total", &[]),
+];
+
+#[test]
+fn metrics_compat_claude_code_adds_claude_codes_own_series_for_claude_sessions_only() {
+    let data = tempfile::tempdir().unwrap();
+    let plain = parse(&import(data.path()));
+    assert!(plain.iter().all(|s| !s.name.starts_with("claude_code")));
+    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args([
+            "metrics",
+            "--no-import",
+            "--metrics-compat",
+            "claude_code",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("HOME", data.path())
+        .env("CLAUDE_CODE_ENABLE_TELEMETRY", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("counts the same tokens and cost twice"),
+        "{warning}"
+    );
+    let samples = parse(&String::from_utf8(out.stdout).unwrap());
+    for (name, labels) in CLAUDE_CODE_SERIES {
+        let series: Vec<&Sample> = samples.iter().filter(|s| s.name == name).collect();
+        assert!(!series.is_empty(), "{name} missing");
+        for s in series {
+            let keys: Vec<&str> = s.labels.keys().map(String::as_str).collect();
+            assert_eq!(keys, labels, "{name}");
+        }
+    }
+    let agents = report_rows(data.path(), "agent");
+    let claude = agents["claude"];
+    let by_type = sum_by(&samples, "claude_code_token_usage_tokens_total", "type");
+    // input (uncached) + cache read + cache write = the whole prompt; output as reported.
+    assert_eq!(
+        by_type["input"] + by_type["cacheRead"] + by_type["cacheCreation"],
+        claude[0]
+    );
+    assert_eq!(by_type["cacheRead"], claude[2]);
+    assert_eq!(by_type["cacheCreation"], claude[3]);
+    assert_eq!(by_type["output"], claude[1]);
+    let cost: f64 = sum_by(&samples, "claude_code_cost_usage_USD_total", "model")
+        .values()
+        .sum();
+    assert!((cost - claude[4]).abs() < 1e-9, "{cost} vs {}", claude[4]);
+    // Only Claude Code's models.
+    let models = report_rows(data.path(), "model");
+    for model in sum_by(&samples, "claude_code_cost_usage_USD_total", "model").keys() {
+        assert!(
+            models.contains_key(model) && model.starts_with("claude"),
+            "{model}"
+        );
+    }
+    let sessions: f64 = samples
+        .iter()
+        .filter(|s| s.name == "claude_code_session_count_total")
+        .map(|s| s.value)
+        .sum();
+    let claude_sessions = sum_by(&plain, "tokentrace_sessions_total", "tokentrace_agent")["claude"];
+    assert_eq!(sessions, claude_sessions);
+}

@@ -25,6 +25,11 @@ duration. Labels: agent, model, provider, token type, tool, channel, user; never
 pub struct MetricsArgs {
     #[command(subcommand)]
     pub command: Option<MetricsCommand>,
+    /// Also emit an agent's own metric names for its sessions, so that dashboards built on its telemetry
+    /// show the history: claude_code (claude_code_token_usage_tokens_total{type,model},
+    /// claude_code_cost_usage_USD_total{model}, claude_code_session_count_total). Config: metrics_compat.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "AGENT")]
+    pub metrics_compat: Vec<String>,
     #[command(flatten)]
     pub sources: SourceArgs,
 }
@@ -95,13 +100,14 @@ pub fn run(ctx: &Context, args: MetricsArgs) -> Result<()> {
         Some(MetricsCommand::Export(e)) => &e.sources,
         None => &args.sources,
     };
+    let compat = ctx.metrics_compat(&args.metrics_compat)?;
     let mut store = ctx.open_store()?;
     if !sources.no_import {
         let summary = ctx.import(&mut store, sources)?;
         print_import_warnings(&summary);
     }
     match args.command {
-        None => print!("{}", prometheus::render(&collect::collect(&store)?)),
+        None => print!("{}", prometheus::render(&collect::collect(&store, compat)?)),
         Some(MetricsCommand::Export(e)) => {
             let step = parse_step(&e.step)?;
             let since = e
@@ -115,7 +121,7 @@ pub fn run(ctx: &Context, args: MetricsArgs) -> Result<()> {
             };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let summary = openmetrics::export(&store, since, until, step, &mut out)?;
+            let summary = openmetrics::export(&store, compat, since, until, step, &mut out)?;
             let at = |ms: Option<i64>| {
                 ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok())
                     .map_or("-".to_string(), |t| t.to_string())

@@ -264,6 +264,40 @@ impl Context {
         self.import_using(store, src, &self.enricher()?, interactive)
     }
 
+    /// The metric compatibility names in effect: the config's and the environment's `metrics_compat`, plus
+    /// `extra` (`--metrics-compat`). Errors: an unknown name.
+    pub fn metrics_compat(&self, extra: &[String]) -> Result<crate::metrics::collect::Compat> {
+        let names: Vec<&String> = self.config.metrics_compat.iter().chain(extra).collect();
+        let compat = crate::metrics::collect::Compat::parse(&names)?;
+        if compat.claude_code {
+            if let Some(place) = self.claude_telemetry_on() {
+                eprintln!(
+                    "tokentrace: warning: Claude Code's own telemetry is on ({place}): with --metrics-compat claude_code a \
+                     backend that also receives it counts the same tokens and cost twice"
+                );
+            }
+        }
+        Ok(compat)
+    }
+
+    /// Where Claude Code's own OpenTelemetry export is switched on (`CLAUDE_CODE_ENABLE_TELEMETRY=1` in this
+    /// environment or in the `env` of its `settings.json`), if it is.
+    fn claude_telemetry_on(&self) -> Option<String> {
+        let on = |v: &str| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false");
+        if self.env.var("CLAUDE_CODE_ENABLE_TELEMETRY").is_some_and(on) {
+            return Some("CLAUDE_CODE_ENABLE_TELEMETRY in the environment".into());
+        }
+        let dir = match self.env.var("CLAUDE_CONFIG_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => self.env.home.as_ref()?.join(".claude"),
+        };
+        let path = dir.join("settings.json");
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        let value = &doc["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"];
+        let enabled = value.as_str().is_some_and(on) || value.as_i64().is_some_and(|n| n != 0);
+        enabled.then(|| format!("CLAUDE_CODE_ENABLE_TELEMETRY in {}", path.display()))
+    }
+
     /// The enrichment (prices, privacy) the config and environment ask for. Errors: an invalid capture
     /// policy or field override.
     pub fn enricher(&self) -> Result<Enricher> {

@@ -184,7 +184,7 @@ fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
     }
     // After the traces: a metrics backend that is down must not eat their retry budget.
     let metrics = match &metrics_endpoint {
-        Some(ep) => Some(push_metrics(ep, &store, &opts)?),
+        Some(ep) => Some(push_metrics(ep, &store, &opts, ctx.metrics_compat(&[])?)?),
         None => None,
     };
     let incomplete = reports.iter().any(|r| {
@@ -266,8 +266,9 @@ fn push_metrics(
     ep: &endpoint::Endpoint,
     store: &crate::store::Store,
     opts: &DeliveryOptions,
+    compat: crate::metrics::collect::Compat,
 ) -> Result<sinks::metrics::PushReport> {
-    let snapshot = crate::metrics::collect::collect(store)?;
+    let snapshot = crate::metrics::collect::collect(store, compat)?;
     let now = jiff::Timestamp::now().as_millisecond();
     let report = sinks::metrics::push(ep, &snapshot, &opts.settings, now, opts.retry_budget)?;
     if let Some(e) = &report.error {

@@ -68,6 +68,9 @@ pub struct WatchArgs {
     /// models, tools, channels and users.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Also serve and push an agent's own metric names for its sessions (claude_code); see `metrics --help`.
+    #[arg(long, value_delimiter = ',', value_name = "AGENT")]
+    pub metrics_compat: Vec<String>,
 }
 
 impl WatchArgs {
@@ -299,6 +302,7 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
     let (endpoints, opts) = delivery(&ctx)?;
     let agents = args.sources().agents()?;
     let roots = args.roots(&ctx)?;
+    let compat = ctx.metrics_compat(&args.metrics_compat)?;
     let _lock = lock::acquire(&ctx.data_dir)?;
 
     let (tx, rx) = std::sync::mpsc::channel::<Wake>();
@@ -342,12 +346,13 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
                 ep,
                 settings,
                 interval,
+                compat,
             )?)
         }
         None => None,
     };
     if let Some(addr) = args.metrics_listen {
-        let bound = crate::metrics::serve::spawn(addr, ctx.store_path())?;
+        let bound = crate::metrics::serve::spawn(addr, ctx.store_path(), compat)?;
         tracing::info!("serving metrics at http://{bound}/metrics");
     }
     let mut flusher = if endpoints.is_empty() {

@@ -149,6 +149,9 @@ const TOOL_ERRORS: usize = 12;
 const TOOL_DURATION: usize = 13;
 const SESSIONS: usize = 14;
 const SESSION_DURATION: usize = 15;
+const CC_TOKENS: usize = 16;
+const CC_COST: usize = 17;
+const CC_SESSIONS: usize = 18;
 
 /// Every family, without series, in the order [`Snapshot::families`] lists them.
 pub fn families() -> Vec<Family> {
@@ -240,7 +243,54 @@ pub fn families() -> Vec<Family> {
             Histogram(SESSION_BOUNDS),
             "Duration of agent sessions, first to last record",
         ),
+        // `--metrics-compat claude_code`: Claude Code's own instruments (its monitoring documentation), for
+        // Claude Code sessions only, so that boards built on them show the history too. Empty otherwise.
+        Family::new(
+            "claude_code.token.usage",
+            "tokens",
+            Counter,
+            "Claude Code tokens by type (input, output, cacheRead, cacheCreation), as Claude Code's telemetry names them",
+        ),
+        Family::new(
+            "claude_code.cost.usage",
+            "USD",
+            Counter,
+            "Claude Code cost in USD, as Claude Code's telemetry names it",
+        ),
+        Family::new(
+            "claude_code.session.count",
+            "{session}",
+            Counter,
+            "Claude Code sessions, as Claude Code's telemetry names them",
+        ),
     ]
+}
+
+/// Extra metric names for dashboards built on an agent's own telemetry (`--metrics-compat`,
+/// `metrics_compat` in the config, `TOKENTRACE_METRICS_COMPAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Compat {
+    /// Claude Code's `claude_code.token.usage{type,model}`, `claude_code.cost.usage{model}` and
+    /// `claude_code.session.count` for Claude Code sessions (Prometheus: `claude_code_token_usage_tokens_total`,
+    /// `claude_code_cost_usage_USD_total`, `claude_code_session_count_total`).
+    pub claude_code: bool,
+}
+
+impl Compat {
+    /// From names (`claude_code`). Errors: an unknown name.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Compat> {
+        let mut compat = Compat::default();
+        for name in names {
+            match name.as_ref().trim() {
+                "claude_code" => compat.claude_code = true,
+                "" => {}
+                other => {
+                    anyhow::bail!("unknown metrics compatibility '{other}': expected claude_code")
+                }
+            }
+        }
+        Ok(compat)
+    }
 }
 
 /// Pushes `(name, value)` when the value is known.
@@ -268,9 +318,9 @@ impl SessionLabels {
 }
 
 /// Computes every metric from the store (all sessions). Errors: the store cannot be read.
-pub fn collect(store: &Store) -> Result<Snapshot> {
+pub fn collect(store: &Store, compat: Compat) -> Result<Snapshot> {
     let mut families = families();
-    for_each_sample(store, |at, family, labels, value| {
+    for_each_sample(store, compat, |at, family, labels, value| {
         families[family].add(labels, value);
         if let Some(at) = at {
             families[family].seen_at(labels, at);
@@ -285,6 +335,7 @@ pub fn collect(store: &Store) -> Result<Snapshot> {
 /// [`collect`] sums them; the backfill export sums them up to each step.
 pub fn for_each_sample(
     store: &Store,
+    compat: Compat,
     mut each: impl FnMut(Option<i64>, usize, &Labels, f64),
 ) -> Result<()> {
     let sessions = store.sessions(&Filter::default())?;
@@ -297,6 +348,9 @@ pub fn for_each_sample(
         };
         let l = labels.labels();
         each(s.start_ms, SESSIONS, &l, 1.0);
+        if compat.claude_code && s.agent == "claude" {
+            each(s.start_ms, CC_SESSIONS, &Labels::new(), 1.0);
+        }
         if let (Some(start), Some(end)) = (s.start_ms, s.end_ms) {
             each(
                 Some(end),
@@ -314,6 +368,25 @@ pub fn for_each_sample(
                 return;
             };
             let at = fact.ts_ms;
+            if compat.claude_code && session.agent == "claude" && fact.kind == FactKind::Generation
+            {
+                let u = fact.usage;
+                let model = ("model", fact.name.clone());
+                for (kind, n) in [
+                    ("input", u.input),
+                    ("output", u.output),
+                    ("cacheRead", u.cache_read),
+                    ("cacheCreation", u.cache_write()),
+                ] {
+                    each(
+                        at,
+                        CC_TOKENS,
+                        &vec![model.clone(), ("type", kind.into())],
+                        n as f64,
+                    );
+                }
+                each(at, CC_COST, &vec![model], fact.cost_pico as f64 / 1e12);
+            }
             let mut l = session.labels();
             match fact.kind {
                 FactKind::Prompt => each(at, PROMPTS, &l, 1.0),

@@ -13,7 +13,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::collect::{families, for_each_sample, Labels};
+use super::collect::{families, for_each_sample, Compat, Labels};
 use super::prometheus::{metric_name, type_name, write_series};
 use crate::store::Store;
 
@@ -32,6 +32,7 @@ pub struct ExportSummary {
 /// store cannot be read, `out` cannot be written, or `step_ms` is not positive.
 pub fn export(
     store: &Store,
+    compat: Compat,
     since_ms: Option<i64>,
     until_ms: i64,
     step_ms: i64,
@@ -41,7 +42,7 @@ pub fn export(
     // Measurements by series, in arrival order; a family's series sorted by labels.
     let mut groups: BTreeMap<(usize, Labels), Vec<(i64, f64)>> = BTreeMap::new();
     let mut first: Option<i64> = None;
-    for_each_sample(store, |at, family, labels, value| {
+    for_each_sample(store, compat, |at, family, labels, value| {
         let at = at.unwrap_or(i64::MIN);
         if at != i64::MIN {
             first = Some(first.map_or(at, |f| f.min(at)));

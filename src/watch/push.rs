@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::metrics::collect::Compat;
 use crate::sinks::{metrics, Endpoint, ExportSettings};
 use crate::store::Store;
 
@@ -30,13 +31,14 @@ impl MetricsPusher {
         endpoint: Endpoint,
         settings: ExportSettings,
         interval: Duration,
+        compat: Compat,
     ) -> Result<MetricsPusher> {
         let (stop, rx) = std::sync::mpsc::channel();
         let (done_tx, done) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("tt-metrics-push".into())
             .spawn(move || {
-                run(&store_path, &endpoint, &settings, interval, &rx);
+                run(&store_path, &endpoint, &settings, interval, compat, &rx);
                 let _ = done_tx.send(());
             })
             .context("cannot start the metrics push thread")?;
@@ -68,6 +70,7 @@ fn run(
     endpoint: &Endpoint,
     settings: &ExportSettings,
     interval: Duration,
+    compat: Compat,
     rx: &Receiver<Instant>,
 ) {
     let mut next = Instant::now();
@@ -81,7 +84,7 @@ fn run(
         // A push may retry for half the interval (at most 10 s, so that a stop is seen soon); the last one
         // for what is left of the shutdown time.
         let budget = budget.unwrap_or((interval / 2).min(Duration::from_secs(10)));
-        match push_once(store_path, endpoint, settings, budget) {
+        match push_once(store_path, endpoint, settings, compat, budget) {
             Ok(report) => match &report.error {
                 None => {
                     tracing::debug!("metrics: {} series pushed to {}", report.points, report.url)
@@ -101,10 +104,11 @@ fn push_once(
     store_path: &std::path::Path,
     endpoint: &Endpoint,
     settings: &ExportSettings,
+    compat: Compat,
     budget: Duration,
 ) -> Result<metrics::PushReport> {
     let store = Store::open_read_only(store_path)?;
-    let snapshot = crate::metrics::collect::collect(&store)?;
+    let snapshot = crate::metrics::collect::collect(&store, compat)?;
     drop(store);
     metrics::push(
         endpoint,
