@@ -306,6 +306,28 @@ fn sync(data: &std::path::Path, env: &[(&str, String)]) -> Value {
     })
 }
 
+/// The aggregation temporalities (1 delta, 2 cumulative) of the metrics of an OTLP metrics request.
+fn temporalities(body: &[u8]) -> Vec<i32> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    use prost::Message;
+    let req = ExportMetricsServiceRequest::decode(body).unwrap();
+    let mut out: Vec<i32> = req
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Sum(s)) => s.aggregation_temporality,
+            Some(Data::Histogram(h)) => h.aggregation_temporality,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// (value, start, time) of every data point of `name` in an OTLP metrics request.
 fn points(body: &[u8], name: &str) -> Vec<(f64, u64, u64)> {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -322,10 +344,7 @@ fn points(body: &[u8], name: &str) -> Vec<(f64, u64, u64)> {
     {
         match &m.data {
             Some(Data::Sum(sum)) => {
-                assert!(
-                    sum.is_monotonic && sum.aggregation_temporality == 2,
-                    "cumulative"
-                );
+                assert!(sum.is_monotonic);
                 for p in &sum.data_points {
                     let v = match p.value {
                         Some(V::AsDouble(d)) => d,
@@ -367,6 +386,7 @@ fn sync_pushes_cumulative_otlp_metrics_equal_to_the_report_with_stable_start_tim
         "one push per sync, nothing sent to /v1/traces"
     );
     assert!(server.to("/v1/traces").is_empty());
+    assert_eq!(temporalities(&reqs[0].body), [2], "cumulative by default");
     let total: f64 = report_rows(data.path(), "agent")
         .values()
         .map(|r| r[4])
@@ -557,4 +577,67 @@ fn metrics_compat_claude_code_adds_claude_codes_own_series_for_claude_sessions_o
         .sum();
     let claude_sessions = sum_by(&plain, "tokentrace_sessions_total", "tokentrace_agent")["claude"];
     assert_eq!(sessions, claude_sessions);
+}
+
+#[test]
+fn delta_temporality_pushes_what_changed_since_the_last_acknowledged_push() {
+    let server = http_server::Server::start(Duration::ZERO, |_| http_server::ok());
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = dir.path().join("sessions");
+    let data = dir.path().join("data");
+    let runs = common::runs(&common::repo().join("examples"), &["pi"]);
+    common::copy_tree(&runs[0].join("home"), &sessions.join("a"));
+    let push = |data: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+            .args(["sync", "--json", "--path"])
+            .arg(&sessions)
+            .arg("--data-dir")
+            .arg(data)
+            .env("HOME", data)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("LANGFUSE_PUBLIC_KEY")
+            .env(
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                format!("{}/v1/metrics", server.base()),
+            )
+            .env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(doc["metrics"]["error"].is_null(), "{doc}");
+        doc["metrics"]["points"].as_u64().unwrap()
+    };
+    let total =
+        |data: &std::path::Path| -> f64 { report_rows(data, "agent").values().map(|r| r[4]).sum() };
+    assert!(push(&data) > 0);
+    let first_total = total(&data);
+    assert!(first_total > 0.0);
+    assert_eq!(push(&data), 0, "nothing changed: nothing pushed");
+    assert_eq!(server.to("/v1/metrics").len(), 1);
+    // A second session arrives: the next push carries its cost only.
+    common::copy_tree(&runs[1].join("home"), &sessions.join("b"));
+    assert!(push(&data) > 0);
+    let pushes = server.to("/v1/metrics");
+    assert_eq!(pushes.len(), 2);
+    for p in &pushes {
+        assert_eq!(temporalities(&p.body), [1], "delta");
+    }
+    let cost = |body: &[u8]| -> f64 {
+        points(body, "tokentrace.cost.usage")
+            .iter()
+            .map(|p| p.0)
+            .sum()
+    };
+    let second = cost(&pushes[1].body);
+    assert!((cost(&pushes[0].body) - first_total).abs() < 1e-9);
+    assert!(
+        (second - (total(&data) - first_total)).abs() < 1e-9 && second > 0.0,
+        "the second push carries the new session's {} USD, got {second}",
+        total(&data) - first_total
+    );
+    // The second push's points start where the first ended.
+    let first_time = points(&pushes[0].body, "tokentrace.cost.usage")[0].2;
+    assert!(points(&pushes[1].body, "tokentrace.cost.usage")
+        .iter()
+        .any(|p| p.1 == first_time));
 }

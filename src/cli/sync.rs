@@ -184,7 +184,14 @@ fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
     }
     // After the traces: a metrics backend that is down must not eat their retry budget.
     let metrics = match &metrics_endpoint {
-        Some(ep) => Some(push_metrics(ep, &store, &opts, ctx.metrics_compat(&[])?)?),
+        Some(ep) => {
+            let temporality = sinks::metrics::Temporality::parse(
+                ctx.env
+                    .var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
+            )?;
+            let compat = ctx.metrics_compat(&[])?;
+            Some(push_metrics(ep, &store, &opts, compat, temporality)?)
+        }
         None => None,
     };
     let incomplete = reports.iter().any(|r| {
@@ -267,10 +274,19 @@ fn push_metrics(
     store: &crate::store::Store,
     opts: &DeliveryOptions,
     compat: crate::metrics::collect::Compat,
+    temporality: sinks::metrics::Temporality,
 ) -> Result<sinks::metrics::PushReport> {
     let snapshot = crate::metrics::collect::collect(store, compat)?;
     let now = jiff::Timestamp::now().as_millisecond();
-    let report = sinks::metrics::push(ep, &snapshot, &opts.settings, now, opts.retry_budget)?;
+    let report = sinks::metrics::push(
+        ep,
+        &snapshot,
+        &opts.settings,
+        now,
+        opts.retry_budget,
+        temporality,
+        store,
+    )?;
     if let Some(e) = &report.error {
         tracing::warn!("metrics push to {} failed: {e}", report.url);
     }

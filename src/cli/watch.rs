@@ -347,6 +347,10 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
                 settings,
                 interval,
                 compat,
+                crate::sinks::metrics::Temporality::parse(
+                    ctx.env
+                        .var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
+                )?,
             )?)
         }
         None => None,

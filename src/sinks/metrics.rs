@@ -2,11 +2,15 @@
 //! pushed to `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (or the base endpoint + `/v1/metrics`) by `sync` and, every
 //! `OTEL_METRIC_EXPORT_INTERVAL`, by `watch`.
 //!
-//! Temporality is cumulative (what Prometheus-style backends need): every push carries each series' value
-//! over everything stored, with the start time of its first measurement, so a restart or a second machine
-//! pushing the same store never double counts. Counters are monotonic `Sum`s (integers, cost as a double);
-//! histograms carry the GenAI conventions' explicit bucket bounds.
+//! Temporality is cumulative by default (what Prometheus-style backends need): every push carries each
+//! series' value over everything stored, with the start time of its first measurement, so a restart or a
+//! second machine pushing the same store never double counts. With
+//! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta` a push carries what changed since the last push
+//! the backend acknowledged (kept per series in the store, so a restart neither repeats nor skips anything),
+//! starting at that push's time; series that did not change are left out. Counters are monotonic `Sum`s
+//! (integers, cost as a double); histograms carry the GenAI conventions' explicit bucket bounds.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -22,6 +26,7 @@ use super::encode::{resource, scope, ExportSettings};
 use super::endpoint::{Endpoint, Protocol};
 use super::http;
 use crate::metrics::collect::{Kind, Snapshot, Value};
+use crate::store::Store;
 
 fn attributes(labels: &[(&'static str, String)]) -> Vec<KeyValue> {
     labels
@@ -39,13 +44,114 @@ fn nanos(ms: i64) -> u64 {
     (ms.max(0) as u64).saturating_mul(1_000_000)
 }
 
+/// How values relate to earlier pushes (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Temporality {
+    /// Everything since the series began (default).
+    #[default]
+    Cumulative,
+    /// What changed since the last acknowledged push (`delta`, and `lowmemory`, which is delta for counters
+    /// and histograms).
+    Delta,
+}
+
+impl Temporality {
+    /// From `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (case-insensitive). Errors: another value.
+    pub fn parse(value: Option<&str>) -> Result<Temporality> {
+        match value.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("cumulative") => Ok(Temporality::Cumulative),
+            Some("delta") | Some("lowmemory") => Ok(Temporality::Delta),
+            Some(other) => anyhow::bail!(
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE={other}: expected cumulative, delta or lowmemory"
+            ),
+        }
+    }
+}
+
+/// The key a series' pushed value is kept under: `name{label=value,…}`.
+fn series_key(name: &str, labels: &[(&'static str, String)]) -> String {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+fn value_json(value: &Value) -> String {
+    match value {
+        Value::Counter(v) => serde_json::json!(v).to_string(),
+        Value::Histogram { counts, sum, count } => {
+            serde_json::json!({ "counts": counts, "sum": sum, "count": count }).to_string()
+        }
+    }
+}
+
+/// `current - previous`, `None` when nothing changed. A value that went down (costs re-priced lower, a
+/// session whose file is gone) starts over: the delta is the whole current value.
+fn subtract(current: &Value, previous: &str) -> Option<Value> {
+    let prev: serde_json::Value = serde_json::from_str(previous).ok()?;
+    match current {
+        Value::Counter(v) => {
+            let p = prev.as_f64()?;
+            let d = if *v >= p { v - p } else { *v };
+            (d != 0.0).then_some(Value::Counter(d))
+        }
+        Value::Histogram { counts, sum, count } => {
+            let pc: Vec<u64> = serde_json::from_value(prev["counts"].clone()).ok()?;
+            let (ps, pn) = (prev["sum"].as_f64()?, prev["count"].as_u64()?);
+            if pc.len() != counts.len() || *count < pn || counts.iter().zip(&pc).any(|(c, p)| c < p)
+            {
+                return Some(current.clone());
+            }
+            (*count != pn).then(|| Value::Histogram {
+                counts: counts.iter().zip(&pc).map(|(c, p)| c - p).collect(),
+                sum: sum - ps,
+                count: count - pn,
+            })
+        }
+    }
+}
+
+/// The delta snapshot of `snapshot` against `previous` (what [`Store::metric_pushes`] returned), and the
+/// state to record once the backend acknowledged it. A series never pushed carries its whole value from its
+/// first measurement; an unchanged one is left out.
+pub fn delta(
+    snapshot: &Snapshot,
+    previous: &HashMap<String, (String, i64)>,
+) -> (Snapshot, Vec<(String, String)>) {
+    let mut out = snapshot.clone();
+    let mut state = Vec::new();
+    for family in &mut out.families {
+        let series = std::mem::take(&mut family.series);
+        for (labels, value) in series {
+            let key = series_key(family.name, &labels);
+            let changed = match previous.get(&key) {
+                None => Some(value.clone()),
+                Some((prev, pushed_ms)) => {
+                    let d = subtract(&value, prev);
+                    if d.is_some() {
+                        family.starts.insert(labels.clone(), *pushed_ms);
+                    }
+                    d
+                }
+            };
+            if let Some(d) = changed {
+                state.push((key, value_json(&value)));
+                family.series.insert(labels, d);
+            }
+        }
+    }
+    (out, state)
+}
+
 /// The request for `snapshot` at `now_ms`. A series without a known first measurement starts at `now_ms`.
 pub fn request(
     snapshot: &Snapshot,
     settings: &ExportSettings,
     now_ms: i64,
+    temporality: Temporality,
 ) -> ExportMetricsServiceRequest {
-    let cumulative = AggregationTemporality::Cumulative as i32;
+    let cumulative = match temporality {
+        Temporality::Cumulative => AggregationTemporality::Cumulative as i32,
+        Temporality::Delta => AggregationTemporality::Delta as i32,
+    };
     let mut metrics = Vec::new();
     for family in snapshot.families.iter().filter(|f| !f.series.is_empty()) {
         let start = |labels| nanos(family.starts.get(labels).copied().unwrap_or(now_ms));
@@ -136,13 +242,29 @@ pub fn push(
     settings: &ExportSettings,
     now_ms: i64,
     budget: Duration,
+    temporality: Temporality,
+    store: &Store,
 ) -> Result<PushReport> {
-    let req = request(snapshot, settings, now_ms);
+    let (snapshot, state) = match temporality {
+        Temporality::Cumulative => (snapshot.clone(), Vec::new()),
+        Temporality::Delta => delta(snapshot, &store.metric_pushes(endpoint.name)?),
+    };
+    let snapshot = &snapshot;
+    let req = request(snapshot, settings, now_ms, temporality);
     let points: u64 = snapshot
         .families
         .iter()
         .map(|f| f.series.len() as u64)
         .sum();
+    if points == 0 && temporality == Temporality::Delta {
+        // Nothing changed since the last push: nothing to say.
+        return Ok(PushReport {
+            url: endpoint.display_url(),
+            points: 0,
+            attempts: 0,
+            error: None,
+        });
+    }
     let (body, content_type) = match endpoint.protocol {
         Protocol::Protobuf => (req.encode_to_vec(), "application/x-protobuf"),
         Protocol::Json => (serde_json::to_vec(&req)?, "application/json"),
@@ -170,6 +292,9 @@ pub fn push(
             http::Outcome::Delivered { .. } => {
                 report.points = points;
                 report.error = None;
+                if !state.is_empty() {
+                    store.record_metric_pushes(endpoint.name, &state, now_ms)?;
+                }
                 return Ok(report);
             }
             http::Outcome::Refused { error } => {

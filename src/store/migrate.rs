@@ -80,6 +80,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0010_span_acks.sql"),
     },
+    Migration {
+        version: 11,
+        what: "metrics pushed per series (delta temporality)",
+        prepare: None,
+        sql: include_str!("migrations/0011_metric_pushes.sql"),
+    },
 ];
 
 /// The schema version this build writes.

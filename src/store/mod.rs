@@ -7,6 +7,7 @@
 mod lock;
 mod migrate;
 pub mod outbox;
+mod pushes;
 pub mod read;
 mod rebuild;
 mod reprice;

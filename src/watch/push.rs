@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::metrics::collect::Compat;
+use crate::sinks::metrics::Temporality;
 use crate::sinks::{metrics, Endpoint, ExportSettings};
 use crate::store::Store;
 
@@ -32,13 +33,15 @@ impl MetricsPusher {
         settings: ExportSettings,
         interval: Duration,
         compat: Compat,
+        temporality: Temporality,
     ) -> Result<MetricsPusher> {
         let (stop, rx) = std::sync::mpsc::channel();
         let (done_tx, done) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("tt-metrics-push".into())
             .spawn(move || {
-                run(&store_path, &endpoint, &settings, interval, compat, &rx);
+                let how = (compat, temporality);
+                run(&store_path, &endpoint, &settings, interval, how, &rx);
                 let _ = done_tx.send(());
             })
             .context("cannot start the metrics push thread")?;
@@ -70,7 +73,7 @@ fn run(
     endpoint: &Endpoint,
     settings: &ExportSettings,
     interval: Duration,
-    compat: Compat,
+    how: (Compat, Temporality),
     rx: &Receiver<Instant>,
 ) {
     let mut next = Instant::now();
@@ -84,7 +87,7 @@ fn run(
         // A push may retry for half the interval (at most 10 s, so that a stop is seen soon); the last one
         // for what is left of the shutdown time.
         let budget = budget.unwrap_or((interval / 2).min(Duration::from_secs(10)));
-        match push_once(store_path, endpoint, settings, compat, budget) {
+        match push_once(store_path, endpoint, settings, how, budget) {
             Ok(report) => match &report.error {
                 None => {
                     tracing::debug!("metrics: {} series pushed to {}", report.points, report.url)
@@ -104,17 +107,19 @@ fn push_once(
     store_path: &std::path::Path,
     endpoint: &Endpoint,
     settings: &ExportSettings,
-    compat: Compat,
+    (compat, temporality): (Compat, Temporality),
     budget: Duration,
 ) -> Result<metrics::PushReport> {
-    let store = Store::open_read_only(store_path)?;
+    // Read-write: a delta push records what it sent.
+    let store = Store::open(store_path)?;
     let snapshot = crate::metrics::collect::collect(&store, compat)?;
-    drop(store);
     metrics::push(
         endpoint,
         &snapshot,
         settings,
         jiff::Timestamp::now().as_millisecond(),
         budget,
+        temporality,
+        &store,
     )
 }
