@@ -208,9 +208,20 @@ pub fn request(
             ..Default::default()
         });
     }
+    // `host.name` tells the machines of a team apart: each pushes the same series for its own store.
+    let mut resource = resource(settings);
+    let host = super::hostname();
+    if !host.is_empty() && !resource.attributes.iter().any(|a| a.key == "host.name") {
+        resource.attributes.push(KeyValue {
+            key: "host.name".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(host)),
+            }),
+        });
+    }
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(resource(settings)),
+            resource: Some(resource),
             scope_metrics: vec![ScopeMetrics {
                 scope: Some(scope()),
                 metrics,

@@ -252,14 +252,7 @@ fn now_ms() -> i64 {
 /// apart).
 fn lease_holder() -> LeaseHolder {
     static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it when it fits.
-    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        String::new()
-    };
+    let host = hostname();
     let pid = std::process::id();
     let nonce = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     LeaseHolder {
@@ -267,6 +260,18 @@ fn lease_holder() -> LeaseHolder {
         host,
         pid: i64::from(pid),
         expires_ms: now_ms() + LEASE_TTL.as_millis() as i64,
+    }
+}
+
+/// This machine's host name (empty when it cannot be read).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it when it fits.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
     }
 }
 
