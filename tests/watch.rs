@@ -363,3 +363,90 @@ fn a_second_watch_on_the_same_store_refuses_and_the_first_stops_on_sigterm_with_
     assert!(first.wait().unwrap().success());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn sighup_rereads_the_config_and_later_spans_follow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents");
+    std::fs::create_dir(&agents).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "tags = [\"before-hup\"]\n").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(Duration::ZERO, |_| ok());
+    let watch = Command::new(bin())
+        .args(["watch", "--path"])
+        .arg(&agents)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--config")
+        .arg(&config)
+        .env("HOME", data.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", server.base())
+        .env("TOKENTRACE_FLUSH_MS", "100")
+        .env_remove("LANGFUSE_PUBLIC_KEY")
+        .env_remove("TOKENTRACE_TAGS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = common::repo().join("examples/pi/pi-0.87.1/09-tree-branch");
+    let file = common::session_file(&run);
+    let lines: Vec<Vec<u8>> = std::fs::read(&file)
+        .unwrap()
+        .split_inclusive(|b| *b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    // The first prompt (up to the second user message), then the rest after the config changed.
+    let second_prompt = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| String::from_utf8_lossy(l).contains("\"role\":\"user\""))
+        .nth(1)
+        .map(|(i, _)| i)
+        .unwrap();
+    let path = agents.join("s.jsonl");
+    std::fs::write(&path, lines[..second_prompt].concat()).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while held(&server).0.is_empty() {
+        assert!(Instant::now() < until, "nothing delivered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before: std::collections::BTreeSet<String> = held(&server)
+        .0
+        .values()
+        .map(|g| g.trace_id.clone())
+        .collect();
+    std::fs::write(&config, "tags = [\"after-hup\"]\n").unwrap();
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(&lines[second_prompt..].concat()).unwrap();
+    drop(f);
+    let until = Instant::now() + Duration::from_secs(10);
+    let new_spans = loop {
+        let spans: Vec<Got> = held(&server)
+            .0
+            .into_values()
+            .filter(|g| !before.contains(&g.trace_id))
+            .collect();
+        if !spans.is_empty() || Instant::now() > until {
+            break spans;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, log) = stop(watch);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("configuration re-read"), "{log}");
+    assert!(!new_spans.is_empty(), "no span of the later prompts\n{log}");
+    for g in &new_spans {
+        let tags = &g.attrs["langfuse.trace.tags"];
+        assert!(
+            tags.contains("after-hup") && !tags.contains("before-hup"),
+            "{tags}"
+        );
+    }
+}
