@@ -7,7 +7,7 @@ mod common;
 mod http_server;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -227,49 +227,48 @@ fn promtool_accepts_the_exposition() {
     assert!(text.lines().count() > 100, "{text}");
 }
 
-/// GET http://addr/path; returns the status line and the body.
-fn get(addr: &str, path: &str) -> (String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    // HTTP/1.0: the answer comes whole, not chunked.
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_string(), body.to_string())
+/// `tokentrace ARGS` over the recordings in the repo with the store in `data` and `env` added, no trace
+/// backend or config from the environment.
+fn command(data: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentrace"));
+    cmd.args(args)
+        .args(PATHS.iter().flat_map(|p| ["--path", p]))
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(common::repo())
+        .env("HOME", data)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("LANGFUSE_PUBLIC_KEY")
+        .env_remove("TOKENTRACE_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// `tokentrace watch ARGS`, see [`command`].
+fn watch(data: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> std::process::Child {
+    let args: Vec<&str> = ["watch"].into_iter().chain(args.iter().copied()).collect();
+    command(data, &args, env)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
 fn watch_serves_the_same_metrics_on_its_endpoint() {
     let data = tempfile::tempdir().unwrap();
     let printed = import(data.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::net::free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["watch", "--metrics-listen", &addr])
-        .args(PATHS.iter().flat_map(|p| ["--path", p]))
-        .arg("--data-dir")
-        .arg(data.path())
-        .current_dir(common::repo())
-        .env("HOME", data.path())
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("LANGFUSE_PUBLIC_KEY")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut watch = watch(data.path(), &["--metrics-listen", &addr], &[]);
     let until = Instant::now() + Duration::from_secs(20);
     let served = loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-            drop(s.flush());
-            break get(&addr, "/metrics");
+        if let Some(answer) = common::net::get(port, "/metrics") {
+            break answer;
         }
         assert!(Instant::now() < until, "the endpoint did not come up");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let missing = get(&addr, "/nope");
+    let missing = common::net::get(port, "/nope").unwrap();
     let _ = watch.kill();
     let _ = watch.wait();
     assert!(served.0.contains("200"), "{}", served.0);
@@ -283,20 +282,9 @@ fn watch_serves_the_same_metrics_on_its_endpoint() {
 
 /// `sync` with the given environment (no trace backend unless given), on the recordings in the repo.
 fn sync(data: &std::path::Path, env: &[(&str, String)]) -> Value {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentrace"));
-    cmd.args(["sync", "--json", "--retry-budget", "5"])
-        .args(PATHS.iter().flat_map(|p| ["--path", p]))
-        .arg("--data-dir")
-        .arg(data)
-        .current_dir(common::repo())
-        .env("HOME", data)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("LANGFUSE_PUBLIC_KEY")
-        .env_remove("TOKENTRACE_CONFIG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
+    let out = command(data, &["sync", "--json", "--retry-budget", "5"], env)
+        .output()
+        .unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
         panic!(
             "{}{}",
@@ -438,11 +426,7 @@ fn the_base_endpoint_carries_metrics_only_when_asked_and_a_down_backend_is_repor
     sync(data.path(), &with);
     assert_eq!(server.to("/v1/metrics").len(), 1);
     // A metrics backend that is down: reported, exit code 2, the traces unaffected.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::net::free_port();
     let down = [(
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
         format!("http://127.0.0.1:{port}/v1/metrics"),
@@ -461,23 +445,17 @@ fn the_base_endpoint_carries_metrics_only_when_asked_and_a_down_backend_is_repor
 fn watch_pushes_the_metrics_every_interval_and_once_more_on_stop() {
     let server = http_server::Server::start(Duration::ZERO, |_| http_server::ok());
     let data = tempfile::tempdir().unwrap();
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .arg("watch")
-        .args(PATHS.iter().flat_map(|p| ["--path", p]))
-        .arg("--data-dir")
-        .arg(data.path())
-        .current_dir(common::repo())
-        .env("HOME", data.path())
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("LANGFUSE_PUBLIC_KEY")
-        .env(
-            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-            format!("{}/v1/metrics", server.base()),
-        )
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut watch = watch(
+        data.path(),
+        &[],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                format!("{}/v1/metrics", server.base()),
+            ),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "300".to_string()),
+        ],
+    );
     let until = Instant::now() + Duration::from_secs(20);
     while server.to("/v1/metrics").len() < 3 {
         assert!(Instant::now() < until, "fewer than 3 pushes in 20 s");

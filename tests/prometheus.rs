@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::net::{encode, free_port, get, Killed};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -36,39 +37,10 @@ fn tokentrace(data: &Path, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Percent-encodes a query parameter.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// GET http://127.0.0.1:port{path}; the body, when the server answered.
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
 /// The value of a PromQL instant query at `time` (seconds), summed over the result vector; `None` when the
 /// result is empty.
 fn query(port: u16, promql: &str, time: f64) -> Option<f64> {
-    let body = get(
+    let (_, body) = get(
         port,
         &format!("/api/v1/query?query={}&time={time}", encode(promql)),
     )?;
@@ -84,15 +56,6 @@ fn query(port: u16, promql: &str, time: f64) -> Option<f64> {
             .map(|r| r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
             .sum(),
     )
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -196,7 +159,7 @@ fn prometheus_scrapes_the_endpoint_and_holds_the_backfilled_history_equal_to_the
     let until = Instant::now() + Duration::from_secs(60);
     let scraped = loop {
         if let Some(v) = get(prom_port, "/-/ready")
-            .filter(|b| b.contains("Ready"))
+            .filter(|(_, b)| b.contains("Ready"))
             .and_then(|_| {
                 query(
                     prom_port,
@@ -247,7 +210,7 @@ fn prometheus_scrapes_the_endpoint_and_holds_the_backfilled_history_equal_to_the
     for panel in panels {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap().replace("$__range", "30d");
-            let body = get(
+            let (_, body) = get(
                 prom_port,
                 &format!("/api/v1/query?query={}&time={end}", encode(&expr)),
             )

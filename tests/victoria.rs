@@ -4,45 +4,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::net::{encode, free_port, get, Killed};
 use serde_json::Value;
 
 const PATHS: [&str; 2] = ["examples", "tests/fixtures/recorded"];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `sum by (label) (metric)` from VictoriaMetrics' query API, as label value → value.
 fn sum_by(port: u16, metric: &str, label: &str) -> std::collections::BTreeMap<String, f64> {
     let q = format!("sum by ({label}) ({{__name__=\"{metric}\"}})");
-    let body = get(port, &format!("/api/v1/query?query={}", encode(&q))).unwrap_or_default();
+    let body = get(port, &format!("/api/v1/query?query={}", encode(&q)))
+        .map(|(_, b)| b)
+        .unwrap_or_default();
     let doc: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     doc["data"]["result"]
         .as_array()
@@ -57,15 +32,6 @@ fn sum_by(port: u16, metric: &str, label: &str) -> std::collections::BTreeMap<St
                 .collect()
         })
         .unwrap_or_default()
-}
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -96,7 +62,7 @@ fn otlp_metrics_reach_victoriametrics_with_the_reports_totals() {
             .unwrap(),
     );
     let until = Instant::now() + Duration::from_secs(20);
-    while get(port, "/health").is_none_or(|b| !b.contains("OK")) {
+    while get(port, "/health").is_none_or(|(_, b)| !b.contains("OK")) {
         assert!(Instant::now() < until, "VictoriaMetrics did not start");
         std::thread::sleep(Duration::from_millis(100));
     }

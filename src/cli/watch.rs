@@ -210,32 +210,32 @@ impl Importer {
     }
 }
 
-/// `TOKENTRACE_FLUSH_MS`, else [`DEFAULT_FLUSH`].
-fn flush_interval(ctx: &Context) -> Result<Duration> {
-    match ctx.env.var("TOKENTRACE_FLUSH_MS") {
+/// A duration in ms from the environment variable `var`, else `default`. Errors: not a positive number.
+fn env_ms(ctx: &Context, var: &str, default: Duration) -> Result<Duration> {
+    match ctx.env.var(var) {
         Some(v) => v
             .parse::<u64>()
             .ok()
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis)
-            .with_context(|| format!("TOKENTRACE_FLUSH_MS={v} is not a positive number of ms")),
-        None => Ok(DEFAULT_FLUSH),
+            .with_context(|| format!("{var}={v} is not a positive number of ms")),
+        None => Ok(default),
     }
 }
 
-/// `OTEL_METRIC_EXPORT_INTERVAL` (ms), else [`crate::watch::push::DEFAULT_INTERVAL`].
+/// `TOKENTRACE_FLUSH_MS`, else [`DEFAULT_FLUSH`].
+fn flush_interval(ctx: &Context) -> Result<Duration> {
+    env_ms(ctx, "TOKENTRACE_FLUSH_MS", DEFAULT_FLUSH)
+}
+
+/// `OTEL_METRIC_EXPORT_INTERVAL` (ms, as the OpenTelemetry SDKs read it), else
+/// [`crate::watch::push::DEFAULT_INTERVAL`].
 fn metrics_interval(ctx: &Context) -> Result<Duration> {
-    match ctx.env.var("OTEL_METRIC_EXPORT_INTERVAL") {
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis)
-            .with_context(|| {
-                format!("OTEL_METRIC_EXPORT_INTERVAL={v} is not a positive number of ms")
-            }),
-        None => Ok(crate::watch::push::DEFAULT_INTERVAL),
-    }
+    env_ms(
+        ctx,
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        crate::watch::push::DEFAULT_INTERVAL,
+    )
 }
 
 /// The backends and delivery options the context asks for. Errors: a configuration problem (bad

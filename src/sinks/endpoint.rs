@@ -370,20 +370,7 @@ pub fn metrics_endpoint(env: &Env) -> Result<Option<Endpoint>> {
             _ => return Ok(None),
         },
     };
-    let mut headers = Vec::new();
-    for var in [
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
-    ] {
-        if let Some(list) = env.var(var) {
-            headers.extend(parse_pairs(var, list)?);
-        }
-    }
-    let mut secrets: Vec<String> = headers
-        .iter()
-        .flat_map(|(_, v)| header_secrets(v))
-        .collect();
-    secrets.extend(url_secrets(&url));
+    let (headers, secrets) = otlp_headers(env, "METRICS", &url)?;
     Ok(Some(Endpoint {
         name: "otlp-metrics",
         url,
@@ -392,6 +379,29 @@ pub fn metrics_endpoint(env: &Env) -> Result<Option<Endpoint>> {
         scores_url: None,
         secrets,
     }))
+}
+
+/// Header name and value pairs.
+type Headers = Vec<(String, String)>;
+
+/// The headers of a signal (`OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_{signal}_HEADERS`) and the
+/// values never to show: header values and the password in `url`.
+fn otlp_headers(env: &Env, signal: &str, url: &str) -> Result<(Headers, Vec<String>)> {
+    let mut headers = Vec::new();
+    for var in [
+        "OTEL_EXPORTER_OTLP_HEADERS".to_string(),
+        format!("OTEL_EXPORTER_OTLP_{signal}_HEADERS"),
+    ] {
+        if let Some(list) = env.var(&var) {
+            headers.extend(parse_pairs(&var, list)?);
+        }
+    }
+    let mut secrets: Vec<String> = headers
+        .iter()
+        .flat_map(|(_, v)| header_secrets(v))
+        .collect();
+    secrets.extend(url_secrets(url));
+    Ok((headers, secrets))
 }
 
 pub fn configured(env: &Env) -> Result<Vec<Endpoint>> {
@@ -414,20 +424,7 @@ pub fn configured(env: &Env) -> Result<Vec<Endpoint>> {
                 .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
         });
     if let Some(url) = traces_url {
-        let mut headers = Vec::new();
-        for var in [
-            "OTEL_EXPORTER_OTLP_HEADERS",
-            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        ] {
-            if let Some(list) = env.var(var) {
-                headers.extend(parse_pairs(var, list)?);
-            }
-        }
-        let mut secrets: Vec<String> = headers
-            .iter()
-            .flat_map(|(_, v)| header_secrets(v))
-            .collect();
-        secrets.extend(url_secrets(&url));
+        let (headers, secrets) = otlp_headers(env, "TRACES", &url)?;
         out.push(Endpoint {
             name: "otlp",
             url,

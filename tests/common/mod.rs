@@ -11,6 +11,7 @@ use tokentrace::sources::{discover, Root};
 use tokentrace::store::read::Filter;
 use tokentrace::store::Store;
 
+pub mod net;
 pub mod otlp;
 
 /// A test whose backend (`what`) is missing: fails under `TOKENTRACE_REQUIRE_BACKENDS=1` (set by CI and
