@@ -117,11 +117,17 @@ const SERIES: [&str; 6] = [
     "tokentrace_generations_total",
 ];
 
+/// Imports the recordings in the repo and, when this checkout has it beside it (CI does), the whole shared
+/// corpus (every agent, Gemini included); returns `tokentrace metrics`' output.
 fn import(data: &std::path::Path) -> String {
-    let mut args = vec!["metrics"];
+    let mut args = vec!["metrics".to_string()];
     for p in PATHS {
-        args.extend(["--path", p]);
+        args.extend(["--path".to_string(), p.to_string()]);
     }
+    if let Some(corpus) = common::shared_corpus() {
+        args.extend(["--path".to_string(), corpus.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     String::from_utf8(tokentrace(data, &args)).unwrap()
 }
 
