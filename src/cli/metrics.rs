@@ -17,10 +17,13 @@ Examples:
   tokentrace metrics > /var/lib/node_exporter/textfile/tokentrace.prom
   tokentrace metrics export --since 2026-09-01 > history.om
   promtool tsdb create-blocks-from openmetrics history.om /var/lib/prometheus/metrics2
-Series (OpenTelemetry names; Prometheus adds unit suffixes and _total): gen_ai.client.inference.usage.*
-token counters, gen_ai.client.token.usage and gen_ai.client.operation.duration histograms, tokentrace.cost.usage
-(USD), prompts, generations, generation errors, tool calls, tool errors, tool duration, sessions, session
-duration. Labels: agent, model, provider, token type, tool, channel, user; never a session or trace id."
+Series (OpenTelemetry names; Prometheus adds unit suffixes and _total):
+  gen_ai.client.inference.usage.* token counters, the gen_ai.client.token.usage and
+  gen_ai.client.operation.duration histograms, tokentrace.cost.usage (USD), prompts,
+  generations, generation errors, tool calls, tool errors, tool duration, sessions,
+  session duration.
+Labels: agent, model, provider, token type, tool, channel, user; never a session or
+trace id."
 )]
 pub struct MetricsArgs {
     #[command(subcommand)]

@@ -34,18 +34,22 @@ const RECHECK: Duration = Duration::from_millis(1000);
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  tokentrace watch                              every agent's default folders, backends from the environment
+  tokentrace watch                          every agent's default folders
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 tokentrace watch
-  tokentrace watch --source claude,codex        only these agents
-  tokentrace watch --path ~/bots/sessions       a folder of session files (any agent)
+  tokentrace watch --source claude,codex    only these agents
+  tokentrace watch --path ~/bots/sessions   a folder of session files (any agent)
+  tokentrace watch --metrics-listen 127.0.0.1:9464   also serve /metrics
 
-What it guarantees: every line an agent writes is imported once it is complete (a line still being written
-waits), and every change reaches each configured backend — only the spans that changed, at most once per
-TOKENTRACE_FLUSH_MS (default 1000) per backend — retried with backoff for as long as it runs. Pending
-deliveries wait in the store, so a backend that is down for a day costs no memory, and a kill (even
-SIGKILL) loses nothing: the next start goes on from the store. SIGINT / SIGTERM: stop reading, deliver
-what is pending within --shutdown-timeout, exit 0; a second signal exits at once. SIGHUP re-reads the
-config. One watch per store (a lock file in the data directory).")]
+What it guarantees:
+- A line is imported once it is complete (a line still being written waits).
+- Every change reaches each configured backend: only the spans that changed,
+  at most once per TOKENTRACE_FLUSH_MS (default 1000) per backend, retried
+  with backoff for as long as it runs.
+- Pending deliveries wait in the store: a backend down for a day costs no
+  memory, and a kill (even SIGKILL) loses nothing.
+- SIGINT / SIGTERM: stop reading, deliver what is pending within
+  --shutdown-timeout, exit 0; a second signal exits at once.
+- SIGHUP re-reads the config. One watch per store (a lock in the data dir).")]
 pub struct WatchArgs {
     /// Only these agents (repeatable or comma-separated): pi, omp, claude, codex, gemini.
     #[arg(long, value_delimiter = ',', value_name = "AGENT")]
