@@ -12,7 +12,7 @@ use crate::report::layout::{terminal_width, use_color, ColorChoice};
 use crate::report::{
     render_json, render_table, Aggregate, Grouping, Selection, TableOptions, Window,
 };
-use crate::store::read::Filter;
+use crate::store::read::{FactKind, Filter};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -136,13 +136,14 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         print_import_warnings(&summary);
         unreadable = summary.unreadable;
     }
+    // Blocks are the billing windows of subscription plans: Claude Code's and Codex's unless asked otherwise.
+    let agents = if args.grouping == Grouping::Blocks && args.sources.source.is_empty() {
+        vec![crate::model::Agent::Claude, crate::model::Agent::Codex]
+    } else {
+        args.sources.agents()?
+    };
     let filter = Filter {
-        agents: args
-            .sources
-            .agents()?
-            .iter()
-            .map(|a| a.as_str().to_string())
-            .collect(),
+        agents: agents.iter().map(|a| a.as_str().to_string()).collect(),
         project: args.project.clone(),
         path_prefixes: args
             .sources
@@ -157,6 +158,21 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         .map(|s| (s.key.clone(), s))
         .collect();
     let mut agg = Aggregate::default();
+    if args.grouping == Grouping::Blocks {
+        // A first pass over the model calls places the blocks; the second keys every fact by its block.
+        let mut calls = Vec::new();
+        store.for_each_fact(
+            |key| sessions.contains_key(key),
+            |f| {
+                if let (FactKind::Generation, Some(ts), Some(s)) =
+                    (f.kind, f.ts_ms, sessions.get(&f.session_key))
+                {
+                    calls.push((s.agent.clone(), ts));
+                }
+            },
+        )?;
+        agg.blocks = Some(crate::report::blocks::BlockIndex::build(calls));
+    }
     store.for_each_fact(
         |key| sessions.contains_key(key),
         |f| agg.add(args.grouping, &window, &sessions, &f),

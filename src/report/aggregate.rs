@@ -30,6 +30,9 @@ pub enum Grouping {
     Agent,
     /// One row per tool: calls, errors, time spent.
     Tool,
+    /// One row per 5-hour billing block of an agent (Claude Code and Codex by default), as ccusage's
+    /// `blocks` defines them.
+    Blocks,
 }
 
 impl Grouping {
@@ -49,6 +52,7 @@ impl Grouping {
             Grouping::Channel => "channel",
             Grouping::Agent => "agent",
             Grouping::Tool => "tool",
+            Grouping::Blocks => "blocks",
         }
     }
 }
@@ -188,6 +192,8 @@ pub struct Aggregate {
     pub totals: Totals,
     /// Cache of the last period key (daily, weekly, monthly groupings).
     periods: PeriodKeys,
+    /// The blocks facts are keyed by (`Grouping::Blocks`), built from the facts beforehand.
+    pub blocks: Option<super::blocks::BlockIndex>,
 }
 
 /// Groups facts. `sessions` maps session keys to their rows (for project, channel and agent groupings).
@@ -222,6 +228,7 @@ impl Aggregate {
         // Keys are borrowed and a group's key is copied only when the group is new: a warm daily report adds
         // ~37k facts (1 GB Claude benchmark), and an owned key per map per fact was half its time.
         let period;
+        let block;
         let key: &str = match grouping {
             Grouping::Daily | Grouping::Weekly | Grouping::Monthly => {
                 let ms = fact.ts_ms.or_else(|| session.and_then(|s| s.start_ms));
@@ -249,6 +256,21 @@ impl Aggregate {
                 .and_then(|s| s.channel.as_deref())
                 .unwrap_or("(none)"),
             Grouping::Agent => agent,
+            Grouping::Blocks => {
+                let found = fact.ts_ms.and_then(|ts| {
+                    let index = self.blocks.as_ref()?;
+                    index
+                        .find(agent, ts)
+                        .map(|b| super::blocks::BlockIndex::key(agent, b))
+                });
+                match found {
+                    Some(k) => {
+                        block = k;
+                        &block
+                    }
+                    None => return,
+                }
+            }
         };
         if grouping.is_period() {
             group(group(&mut self.by_agent, key), agent).add(fact);

@@ -8,6 +8,7 @@
 //! monthly rows add `"agents":[{"agent", …counters}]`, the row split by agent program.
 
 pub mod aggregate;
+pub mod blocks;
 pub mod layout;
 mod render;
 

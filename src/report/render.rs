@@ -339,6 +339,7 @@ pub fn render_table(
         Grouping::Project => "Project",
         Grouping::Channel => "Channel",
         Grouping::Agent => "Agent",
+        Grouping::Blocks => "Block (start, UTC)",
         Grouping::Tool => unreachable!(),
     };
     // (column, value of a row) — built once so headers and cells cannot drift apart.
