@@ -29,19 +29,24 @@ fn claude_home(runs: &[std::path::PathBuf], dir: &Path) {
     }
 }
 
-fn ccusage_blocks(ccusage: &str, home: &Path) -> Blocks {
-    let out = Command::new(ccusage)
-        .args(["blocks", "--offline", "--json"])
-        .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
-        .env("HOME", home)
-        .output()
-        .unwrap();
+/// Runs `cmd`, which must succeed, and parses its stdout as JSON.
+fn json_of(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ccusage_blocks(ccusage: &str, home: &Path) -> Blocks {
+    let doc = json_of(
+        Command::new(ccusage)
+            .args(["blocks", "--offline", "--json"])
+            .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
+            .env("HOME", home),
+    );
     doc["blocks"]
         .as_array()
         .unwrap()
@@ -67,20 +72,14 @@ fn ccusage_blocks(ccusage: &str, home: &Path) -> Blocks {
 
 fn our_blocks(home: &Path) -> Blocks {
     let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["report", "blocks", "--json", "--tz", "UTC", "--path"])
-        .arg(home)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("HOME", data.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let doc = json_of(
+        Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+            .args(["report", "blocks", "--json", "--tz", "UTC", "--path"])
+            .arg(home)
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("HOME", data.path()),
     );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["grouping"], "blocks");
     doc["rows"]
         .as_array()
