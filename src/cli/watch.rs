@@ -413,14 +413,15 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
             let dirs = &mut recheck.get_or_insert_with(|| (at, BTreeSet::new())).1;
             dirs.extend(change.new_dirs.iter().cloned());
         }
-        let appeared = if change.is_empty() {
-            Vec::new()
-        } else {
+        let rescan = change.rescan || Instant::now() >= next_rescan;
+        // Watches follow what exists once per wake-up (a rescan reads the roots that appeared anyway).
+        let appeared = if rescan || !change.is_empty() {
             fs.refresh()
+        } else {
+            Vec::new()
         };
-        let result = if change.rescan || Instant::now() >= next_rescan {
+        let result = if rescan {
             next_rescan = Instant::now() + rescan_every;
-            fs.refresh();
             let summary = importer.rescan(false);
             release_freed_memory();
             summary

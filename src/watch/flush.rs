@@ -11,11 +11,11 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use super::worker::Worker;
 use crate::sinks::{self, http, DeliveryOptions, Endpoint};
 use crate::store::Store;
 
@@ -50,8 +50,7 @@ enum Msg {
 /// Handle of the delivery thread.
 pub struct Flusher {
     tx: Sender<Msg>,
-    done: Receiver<()>,
-    handle: Option<JoinHandle<()>>,
+    worker: Worker,
     stats: Arc<Mutex<Vec<SinkStats>>>,
 }
 
@@ -76,24 +75,14 @@ impl Flusher {
         interval: Duration,
     ) -> Result<Flusher> {
         let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done) = std::sync::mpsc::channel();
         let stats = Arc::new(Mutex::new(Vec::new()));
         let shared = stats.clone();
-        let handle = std::thread::Builder::new()
-            .name("tt-deliver".into())
-            .spawn(move || {
-                if let Err(e) = run(&store_path, endpoints, opts, interval, &rx, &shared) {
-                    tracing::error!("delivery stopped: {e:#}");
-                }
-                let _ = done_tx.send(());
-            })
-            .context("cannot start the delivery thread")?;
-        Ok(Flusher {
-            tx,
-            done,
-            handle: Some(handle),
-            stats,
-        })
+        let worker = Worker::spawn("tt-deliver", "delivery", move || {
+            if let Err(e) = run(&store_path, endpoints, opts, interval, &rx, &shared) {
+                tracing::error!("delivery stopped: {e:#}");
+            }
+        })?;
+        Ok(Flusher { tx, worker, stats })
     }
 
     /// Tells the thread that the store changed.
@@ -114,20 +103,11 @@ impl Flusher {
     /// Delivers what is pending within `timeout`, then stops the thread. Returns whether it finished in time
     /// (false: it is still busy with a request; whatever it did not acknowledge stays in the outbox) and the
     /// final counters.
-    pub fn stop(mut self, timeout: Duration) -> (bool, Vec<SinkStats>) {
-        let deadline = Instant::now() + timeout;
-        let _ = self.tx.send(Msg::Stop(deadline));
-        // A request in flight may outlive the deadline by its own timeout: wait a moment more, not forever.
-        let finished = self
-            .done
-            .recv_timeout(timeout + Duration::from_millis(500))
-            .is_ok();
-        if finished {
-            if let Some(h) = self.handle.take() {
-                let _ = h.join();
-            }
-        }
-        (finished, self.stats())
+    pub fn stop(self, timeout: Duration) -> (bool, Vec<SinkStats>) {
+        let _ = self.tx.send(Msg::Stop(Instant::now() + timeout));
+        let finished = self.worker.wait(timeout);
+        let stats = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        (finished, stats)
     }
 }
 

@@ -6,3 +6,4 @@ pub mod flush;
 pub mod fs;
 pub mod lock;
 pub mod push;
+pub mod worker;

@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use super::worker::Worker;
 use crate::metrics::collect::Compat;
 use crate::sinks::metrics::Temporality;
 use crate::sinks::{metrics, Endpoint, ExportSettings};
@@ -20,8 +20,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Handle of the push thread.
 pub struct MetricsPusher {
     stop: Sender<Instant>,
-    done: Receiver<()>,
-    handle: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl MetricsPusher {
@@ -36,35 +35,18 @@ impl MetricsPusher {
         temporality: Temporality,
     ) -> Result<MetricsPusher> {
         let (stop, rx) = std::sync::mpsc::channel();
-        let (done_tx, done) = std::sync::mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name("tt-metrics-push".into())
-            .spawn(move || {
-                let how = (compat, temporality);
-                run(&store_path, &endpoint, &settings, interval, how, &rx);
-                let _ = done_tx.send(());
-            })
-            .context("cannot start the metrics push thread")?;
-        Ok(MetricsPusher {
-            stop,
-            done,
-            handle: Some(handle),
-        })
+        let worker = Worker::spawn("tt-metrics-push", "metrics push", move || {
+            let how = (compat, temporality);
+            run(&store_path, &endpoint, &settings, interval, how, &rx);
+        })?;
+        Ok(MetricsPusher { stop, worker })
     }
 
     /// Pushes once more (within `timeout`) and stops; a push still retrying past that is left behind (the
     /// next start pushes the same cumulative values).
-    pub fn stop(mut self, timeout: Duration) {
+    pub fn stop(self, timeout: Duration) {
         let _ = self.stop.send(Instant::now() + timeout);
-        if self
-            .done
-            .recv_timeout(timeout + Duration::from_millis(500))
-            .is_ok()
-        {
-            if let Some(h) = self.handle.take() {
-                let _ = h.join();
-            }
-        }
+        self.worker.wait(timeout);
     }
 }
 
