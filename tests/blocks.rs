@@ -72,14 +72,10 @@ fn ccusage_blocks(ccusage: &str, home: &Path) -> Blocks {
 
 fn our_blocks(home: &Path) -> Blocks {
     let data = tempfile::tempdir().unwrap();
-    let doc = json_of(
-        Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-            .args(["report", "blocks", "--json", "--tz", "UTC", "--path"])
-            .arg(home)
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("HOME", data.path()),
-    );
+    let home = home.to_str().unwrap();
+    let args = ["report", "blocks", "--json", "--tz", "UTC", "--path", home];
+    let doc: Value =
+        serde_json::from_slice(&common::tokentrace_stdout(data.path(), &args)).unwrap();
     assert_eq!(doc["grouping"], "blocks");
     doc["rows"]
         .as_array()

@@ -17,22 +17,7 @@ use serde_json::Value;
 /// (tests/fixtures/recorded).
 const PATHS: [&str; 2] = ["examples", "tests/fixtures/recorded"];
 
-fn tokentrace(data: &std::path::Path, args: &[&str]) -> Vec<u8> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentrace"));
-    cmd.args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .current_dir(common::repo())
-        .env("HOME", data)
-        .env_remove("TOKENTRACE_CONFIG");
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use common::tokentrace_stdout as tokentrace;
 
 /// One sample line: metric name, labels, value.
 #[derive(Debug, Clone, PartialEq)]

@@ -219,18 +219,6 @@ fn stored(v: &Value) -> Stored {
     }
 }
 
-/// Percent-encodes a query value (Phoenix's cursors are base64 and end in `=`).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Every span of the default project, following `next_cursor`. None while the project does not exist yet.
 fn fetch_spans(client: &reqwest::blocking::Client, phoenix: &Phoenix) -> Option<Vec<Stored>> {
     let mut out = Vec::new();
@@ -238,7 +226,8 @@ fn fetch_spans(client: &reqwest::blocking::Client, phoenix: &Phoenix) -> Option<
     loop {
         let mut url = phoenix.url("/v1/projects/default/spans?limit=100");
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={}", encode(c)));
+            // Phoenix's cursors are base64 and end in `=`.
+            url.push_str(&format!("&cursor={}", common::net::encode(c)));
         }
         let r = client.get(&url).send().ok()?;
         if !r.status().is_success() {

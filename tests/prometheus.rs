@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::net::{encode, free_port, get, Killed};
@@ -19,23 +18,7 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tokentrace")
 }
 
-fn tokentrace(data: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .current_dir(common::repo())
-        .env("HOME", data)
-        .env_remove("TOKENTRACE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use common::tokentrace_stdout as tokentrace;
 
 /// The value of a PromQL instant query at `time` (seconds), summed over the result vector; `None` when the
 /// result is empty.

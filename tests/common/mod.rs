@@ -117,18 +117,30 @@ pub fn store_of(content: &[u8], name: &str) -> (tempfile::TempDir, Store, Import
     (dir, store, summary)
 }
 
-/// Runs the built `tokentrace ARGS --data-dir DATA` with `HOME=DATA` (so default discovery finds nothing) and
-/// no store or config from the environment.
+/// Runs the built `tokentrace ARGS --data-dir DATA` in the repo (relative `--path`s name its folders) with
+/// `HOME=DATA` (so default discovery finds nothing) and no store or config from the environment.
 pub fn tokentrace(data: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_tokentrace"))
         .args(args)
         .arg("--data-dir")
         .arg(data)
+        .current_dir(repo())
         .env("HOME", data)
         .env_remove("TOKENTRACE_DATA_DIR")
         .env_remove("TOKENTRACE_CONFIG")
         .output()
         .unwrap()
+}
+
+/// [`tokentrace`], which must succeed (the panic shows its stderr); its stdout.
+pub fn tokentrace_stdout(data: &Path, args: &[&str]) -> Vec<u8> {
+    let out = tokentrace(data, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// `tokentrace report session --json --path HOME ARGS` into the store in `data`; panics (with stderr) on
