@@ -11,13 +11,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{recordings_command as command, tokentrace_stdout as tokentrace, RECORDINGS as PATHS};
 use serde_json::Value;
-
-/// The recorded sessions in the repo: pi and oh-my-pi (examples/), Claude Code, Codex and pi
-/// (tests/fixtures/recorded).
-const PATHS: [&str; 2] = ["examples", "tests/fixtures/recorded"];
-
-use common::tokentrace_stdout as tokentrace;
 
 /// One sample line: metric name, labels, value.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,24 +213,7 @@ fn promtool_accepts_the_exposition() {
     assert!(text.lines().count() > 100, "{text}");
 }
 
-/// `tokentrace ARGS` over the recordings in the repo with the store in `data` and `env` added, no trace
-/// backend or config from the environment.
-fn command(data: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentrace"));
-    cmd.args(args)
-        .args(PATHS.iter().flat_map(|p| ["--path", p]))
-        .arg("--data-dir")
-        .arg(data)
-        .current_dir(common::repo())
-        .env("HOME", data)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("LANGFUSE_PUBLIC_KEY")
-        .env_remove("TOKENTRACE_CONFIG")
-        .envs(env.iter().map(|(k, v)| (k, v)));
-    cmd
-}
-
-/// `tokentrace watch ARGS`, see [`command`].
+/// `tokentrace watch ARGS`, see [`command`] (`common::recordings_command`).
 fn watch(data: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> std::process::Child {
     let args: Vec<&str> = ["watch"].into_iter().chain(args.iter().copied()).collect();
     command(data, &args, env)

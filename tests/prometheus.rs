@@ -6,19 +6,11 @@
 mod common;
 
 use std::process::{Command, Stdio};
-
-use common::net::{encode, free_port, get, Killed};
 use std::time::{Duration, Instant};
 
+use common::net::{encode, free_port, get, Killed};
+use common::{tokentrace_stdout as tokentrace, RECORDINGS as PATHS};
 use serde_json::Value;
-
-const PATHS: [&str; 2] = ["examples", "tests/fixtures/recorded"];
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tokentrace")
-}
-
-use common::tokentrace_stdout as tokentrace;
 
 /// The value of a PromQL instant query at `time` (seconds), summed over the result vector; `None` when the
 /// result is empty.
@@ -102,19 +94,18 @@ fn prometheus_scrapes_the_endpoint_and_holds_the_backfilled_history_equal_to_the
     // The live endpoint, on the same store.
     let metrics_port = free_port();
     let _watch = Killed(
-        Command::new(bin())
-            .args(["watch", "--metrics-listen"])
-            .arg(format!("127.0.0.1:{metrics_port}"))
-            .args(PATHS.iter().flat_map(|p| ["--path", p]))
-            .arg("--data-dir")
-            .arg(&data)
-            .current_dir(common::repo())
-            .env("HOME", &data)
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("LANGFUSE_PUBLIC_KEY")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        common::recordings_command(
+            &data,
+            &[
+                "watch",
+                "--metrics-listen",
+                &format!("127.0.0.1:{metrics_port}"),
+            ],
+            &[],
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
     let prom_port = free_port();
     let config = dir.path().join("prometheus.yml");

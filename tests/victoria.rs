@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use common::net::{encode, free_port, get, Killed};
 use serde_json::Value;
 
-const PATHS: [&str; 2] = ["examples", "tests/fixtures/recorded"];
-
 /// `sum by (label) (metric)` from VictoriaMetrics' query API, as label value → value.
 fn sum_by(port: u16, metric: &str, label: &str) -> std::collections::BTreeMap<String, f64> {
     let q = format!("sum by ({label}) ({{__name__=\"{metric}\"}})");
@@ -67,21 +65,16 @@ fn otlp_metrics_reach_victoriametrics_with_the_reports_totals() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let data = dir.path().join("data");
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .args(["sync", "--json", "--retry-budget", "10"])
-        .args(PATHS.iter().flat_map(|p| ["--path", p]))
-        .arg("--data-dir")
-        .arg(&data)
-        .current_dir(common::repo())
-        .env("HOME", &data)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("LANGFUSE_PUBLIC_KEY")
-        .env(
+    let out = common::recordings_command(
+        &data,
+        &["sync", "--json", "--retry-budget", "10"],
+        &[(
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
             format!("http://127.0.0.1:{port}/opentelemetry/v1/metrics"),
-        )
-        .output()
-        .unwrap();
+        )],
+    )
+    .output()
+    .unwrap();
     let sync: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(sync["metrics"]["error"].is_null(), "{sync}");
     // The report, per model: cost and output tokens.

@@ -132,6 +132,31 @@ pub fn tokentrace(data: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The recorded sessions in the repo: pi and oh-my-pi (examples/), Claude Code, Codex and pi
+/// (tests/fixtures/recorded) — the input of the metrics and backend tests.
+pub const RECORDINGS: [&str; 2] = ["examples", "tests/fixtures/recorded"];
+
+/// `tokentrace ARGS --path …RECORDINGS` in the repo with the store in `data` and `env` added, no trace
+/// backend or config from the environment.
+pub fn recordings_command(
+    data: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokentrace"));
+    cmd.args(args)
+        .args(RECORDINGS.iter().flat_map(|p| ["--path", p]))
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(repo())
+        .env("HOME", data)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("LANGFUSE_PUBLIC_KEY")
+        .env_remove("TOKENTRACE_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
 /// [`tokentrace`], which must succeed (the panic shows its stderr); its stdout.
 pub fn tokentrace_stdout(data: &Path, args: &[&str]) -> Vec<u8> {
     let out = tokentrace(data, args);
