@@ -17,6 +17,10 @@
 //! path = "~/bots/telegram"
 //! channel = "telegram"
 //!
+//! [budgets]                     # USD limits; `tokentrace status` exits 10 near one, 11 over one
+//! daily_usd = 20                  # also weekly_usd, monthly_usd, session_usd, warn_at = 0.8,
+//!                                 # and [budgets.agent.NAME], [budgets.channel.NAME], [budgets.project.TEXT]
+//!
 //! [prices."mock-gpt"]             # USD per million tokens; key `model` or `provider/model`
 //! input = 3.0
 //! output = 15.0
@@ -77,6 +81,9 @@ pub struct Config {
     /// (`TOKENTRACE_METRICS_COMPAT`, comma-separated; `--metrics-compat`).
     #[serde(default)]
     pub metrics_compat: Vec<String>,
+    /// Spending limits (`[budgets]`, see [`crate::status::budget`]): `status` compares spend with them.
+    #[serde(default)]
+    pub budgets: crate::status::budget::Budgets,
 }
 
 /// The config file to read: `explicit` (`--config`), `$TOKENTRACE_CONFIG`, else the XDG location.

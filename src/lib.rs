@@ -1,7 +1,8 @@
 //! tokentrace: agent session files → trace model → priced store → reports (and, later, OTLP / Langfuse).
 //!
 //! Data flows one way (DESIGN §2): [`sources`] parse files into [`model`] records, [`pricing`] and
-//! [`privacy`] enrich them in [`ingest`], [`store`] keeps them, [`report`] aggregates them, [`cli`] drives it.
+//! [`privacy`] enrich them in [`ingest`], [`store`] keeps them, [`report`] aggregates them, [`status`] shows
+//! what runs now, [`cli`] drives it.
 
 pub mod cli;
 pub mod config;
@@ -13,5 +14,6 @@ pub mod privacy;
 pub mod report;
 pub mod sinks;
 pub mod sources;
+pub mod status;
 pub mod store;
 pub mod watch;

@@ -7,6 +7,7 @@ mod prices;
 mod report;
 mod reprice;
 mod show;
+mod status;
 mod store;
 mod sync;
 mod watch;
@@ -84,6 +85,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Import what is new, then deliver pending traces to every configured backend (OTLP, Langfuse).
     Sync(sync::SyncArgs),
+    /// The sessions running now (working / idle), their cost so far, the current 5-hour block and spend
+    /// against budgets; exit code 10 near a budget, 11 over one.
+    Status(status::StatusArgs),
     /// Print the trace tree of a session or trace (id or unique prefix).
     Show(show::ShowArgs),
     /// Show what was discovered where, the config in effect, the store and unpriced models.
@@ -428,6 +432,7 @@ pub fn run() -> Result<()> {
     match command {
         Command::Report(args) => report::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Prices(args) => prices::run(&ctx, args),
         Command::Metrics(args) => metrics::run(&ctx, args),

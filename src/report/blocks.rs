@@ -18,8 +18,48 @@ pub struct Block {
     pub start_ms: i64,
     /// `start_ms` + 5 h.
     pub end_ms: i64,
+    /// The first call in the block.
+    pub first_ms: i64,
     /// The last call in the block.
     pub last_ms: i64,
+}
+
+impl Block {
+    /// Running at `now_ms`, as ccusage's `isActive` has it: before the block's end and less than 5 h after its
+    /// last call.
+    pub fn is_active(&self, now_ms: i64) -> bool {
+        now_ms < self.end_ms && now_ms - self.last_ms < BLOCK_MS
+    }
+}
+
+/// Places the blocks of one agent's call times (sorted).
+pub fn place(times: &[i64]) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    for &t in times {
+        match blocks.last_mut() {
+            Some(b) if t - b.start_ms <= BLOCK_MS && t - b.last_ms <= BLOCK_MS => b.last_ms = t,
+            _ => {
+                let start = t.div_euclid(3_600_000) * 3_600_000;
+                blocks.push(Block {
+                    start_ms: start,
+                    end_ms: start + BLOCK_MS,
+                    first_ms: t,
+                    last_ms: t,
+                });
+            }
+        }
+    }
+    blocks
+}
+
+/// Where the block chain of `times` (sorted call times) can start over: after the last gap of more than 5 h
+/// between two calls, blocks do not depend on what came before. Returns the index of the first call after
+/// that gap (0 when there is none).
+pub fn last_restart(times: &[i64]) -> usize {
+    (1..times.len())
+        .rev()
+        .find(|&i| times[i] - times[i - 1] > BLOCK_MS)
+        .unwrap_or(0)
 }
 
 /// The blocks of every agent, to key facts by.
@@ -38,23 +78,7 @@ impl BlockIndex {
         let mut by_agent = HashMap::new();
         for (agent, mut ts) in times {
             ts.sort_unstable();
-            let mut blocks: Vec<Block> = Vec::new();
-            for t in ts {
-                match blocks.last_mut() {
-                    Some(b) if t - b.start_ms <= BLOCK_MS && t - b.last_ms <= BLOCK_MS => {
-                        b.last_ms = t
-                    }
-                    _ => {
-                        let start = t.div_euclid(3_600_000) * 3_600_000;
-                        blocks.push(Block {
-                            start_ms: start,
-                            end_ms: start + BLOCK_MS,
-                            last_ms: t,
-                        });
-                    }
-                }
-            }
-            by_agent.insert(agent, blocks);
+            by_agent.insert(agent, place(&ts));
         }
         BlockIndex { by_agent }
     }
@@ -96,6 +120,9 @@ mod tests {
         let starts: Vec<i64> = blocks.iter().map(|b| b.start_ms).collect();
         assert_eq!(starts, [t0, t0 + 5 * H, t0 + 11 * H]);
         assert_eq!(blocks[0].last_ms, t0 + 4 * H);
+        assert_eq!(blocks[0].first_ms, t0 + 27 * 60_000);
+        assert!(blocks[2].is_active(t0 + 12 * H) && !blocks[2].is_active(t0 + 16 * H));
+        assert_eq!(last_restart(&calls), 3, "the gap before 07:30");
         assert_eq!(index.find("claude", t0 + 2 * H).unwrap().start_ms, t0);
         assert!(
             index.find("claude", t0 + 10 * H).is_none(),

@@ -86,6 +86,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0011_metric_pushes.sql"),
     },
+    Migration {
+        version: 12,
+        what: "generations by time (spend index)",
+        prepare: None,
+        sql: include_str!("migrations/0012_spend_index.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -4,6 +4,7 @@
 //! file's offset and parser checkpoint together, so a crash at any point loses and duplicates nothing.
 //! Reads for reports, `show` and `doctor` are in [`read`].
 
+pub mod live;
 mod lock;
 mod migrate;
 pub mod outbox;
@@ -57,6 +58,11 @@ pub const IMPORT_INDEXES: &[(&str, &str)] = &[
          level, name, model, response_model, provider, input_tokens, output_tokens, cache_read_tokens, \
          cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, cost_total, cost_source, unpriced, flag) \
          WHERE kind IN ('generation', 'tool', 'agent')",
+    ),
+    (
+        "observations_spend",
+        "CREATE INDEX IF NOT EXISTS observations_spend ON observations(start_ms, session_key, cost_total) \
+         WHERE kind = 'generation'",
     ),
 ];
 

@@ -174,11 +174,11 @@ fn usage_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Usage>> {
     }))
 }
 
-const SESSION_COLUMNS: &str =
+pub(super) const SESSION_COLUMNS: &str =
     "s.key, s.agent, s.session_id, s.agent_version, s.cwd, s.start_ms, s.end_ms, s.name, \
      s.channel, s.user, s.parent_session, f.path, s.agent_cost";
 
-fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+pub(super) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
         key: r.get(0)?,
         agent: r.get(1)?,

@@ -61,6 +61,21 @@ pub fn acquire(data_dir: &Path) -> Result<WatchLock> {
     Ok(WatchLock { _file: file, path })
 }
 
+/// Whether a `watch` holds the store in `data_dir`: its pid (0 when the file does not say), else `None`.
+/// Commands that run often (`status`, `statusline`) then read the store only: the watch keeps it current.
+pub fn running(data_dir: &Path) -> Option<u32> {
+    let mut file = File::open(data_dir.join(LOCK_FILE)).ok()?;
+    // SAFETY: flock on a file descriptor this function owns; a shared lock taken here is released when
+    // `file` is dropped.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if r == 0 {
+        return None;
+    }
+    let mut holder = String::new();
+    let _ = file.read_to_string(&mut holder);
+    Some(holder.trim().parse().unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,7 +89,9 @@ mod tests {
             err.contains(&format!("pid {}", std::process::id())),
             "{err}"
         );
+        assert_eq!(running(dir.path()), Some(std::process::id()));
         drop(held);
+        assert_eq!(running(dir.path()), None);
         // Released: the next one gets it.
         acquire(dir.path()).unwrap();
     }

@@ -13,6 +13,7 @@ use tokentrace::store::Store;
 
 pub mod net;
 pub mod otlp;
+pub mod replay;
 
 /// A test whose backend (`what`) is missing: fails under `TOKENTRACE_REQUIRE_BACKENDS=1` (set by CI and
 /// `scripts/test`), else prints how to install it (`install`) and lets the test return as skipped.

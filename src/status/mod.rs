@@ -1,0 +1,376 @@
+//! Live state for people at the keyboard: the sessions running now, what they cost so far, the current
+//! 5-hour block, spend against budgets (`tokentrace status`, `tokentrace statusline`).
+//!
+//! Everything comes from the store through a few index ranges ([`crate::store::live`]), so a snapshot takes
+//! milliseconds whatever the size of the history: status bars run these commands every few seconds.
+//!
+//! `status --json` prints a [`Snapshot`]:
+//! `{"now","status":"ok|near|over","spend":{"today_usd","week_usd","month_usd"},"sessions":[{"agent",
+//! "session_id","project","cwd","channel","model","state":"working|idle|ended","prompts","generations",
+//! "tokens":{"input","cache_read","cache_write","output","reasoning"},"cost_usd","burn_rate_usd_per_hour",
+//! "last_write","file"}],"blocks":[{"agent","start","end","remaining_minutes","generations","tokens",
+//! "total_tokens","cost_usd","burn":{"tokens_per_minute","cost_per_hour_usd"},"projected":{"total_tokens",
+//! "cost_usd"}}],"budgets":[{"scope","period","session"?,"limit_usd","spent_usd","share","level"}]}`.
+
+pub mod budget;
+pub mod render;
+pub mod state;
+
+use anyhow::Result;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::model::{pico_to_usd, Usage};
+use crate::report::aggregate::Tokens;
+use crate::report::blocks::{self, Block, BLOCK_MS};
+use crate::store::live::{CallSum, SessionSpend};
+use crate::store::Store;
+use budget::{BudgetCheck, BudgetLevel, Budgets};
+use state::TurnState;
+
+/// Agents whose subscription plans meter usage in 5-hour blocks (Claude Pro/Max, ChatGPT plans for Codex).
+pub const BLOCK_AGENTS: &[&str] = &["claude", "codex"];
+
+/// What a snapshot covers.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The time of the snapshot, ms since the epoch.
+    pub now_ms: i64,
+    /// Days, weeks and months are calendar periods in this zone.
+    pub tz: TimeZone,
+    /// Sessions written to within this many ms are listed.
+    pub active_ms: i64,
+    /// A session quiet for longer than this (ms) is `ended`.
+    pub ended_after_ms: i64,
+    /// The burn rate is the cost of the calls in this last stretch (ms), per hour.
+    pub burn_window_ms: i64,
+    pub budgets: Budgets,
+}
+
+/// Default of [`Options::burn_window_ms`]: 10 minutes.
+pub const BURN_WINDOW_MS: i64 = 10 * 60_000;
+
+/// The live state, as `status --json` prints it (shape in the module docs).
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// RFC 3339, UTC.
+    pub now: String,
+    /// The worst budget level (`ok` when no budget is set).
+    pub status: BudgetLevel,
+    pub spend: Spend,
+    pub sessions: Vec<SessionStatus>,
+    /// The running 5-hour block of each agent that has one.
+    pub blocks: Vec<BlockStatus>,
+    pub budgets: Vec<BudgetCheck>,
+}
+
+/// Spend of the current calendar periods, USD (every agent).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Spend {
+    pub today_usd: f64,
+    pub week_usd: f64,
+    pub month_usd: f64,
+}
+
+/// One session written to lately.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionStatus {
+    pub agent: String,
+    pub session_id: String,
+    /// The last component of the working directory.
+    pub project: Option<String>,
+    pub cwd: Option<String>,
+    pub channel: Option<String>,
+    /// Model of the last call.
+    pub model: Option<String>,
+    pub state: TurnState,
+    pub prompts: u64,
+    pub generations: u64,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    /// Cost of the calls of the last [`Options::burn_window_ms`], per hour (USD/h).
+    pub burn_rate_usd_per_hour: f64,
+    /// When the session's file was last written (RFC 3339, UTC).
+    pub last_write: String,
+    pub file: Option<String>,
+    /// Internal: the session's cost in pico-USD, for budgets.
+    #[serde(skip)]
+    pub cost_pico: i64,
+    #[serde(skip)]
+    pub key: String,
+}
+
+/// The running 5-hour block of an agent, with ccusage's burn rate and projection.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockStatus {
+    pub agent: String,
+    pub start: String,
+    pub end: String,
+    pub remaining_minutes: i64,
+    pub generations: u64,
+    pub tokens: Tokens,
+    /// input + output + cache read + cache write (what plan limits count).
+    pub total_tokens: u64,
+    pub cost_usd: f64,
+    pub burn: Burn,
+    pub projected: Projection,
+}
+
+/// Usage per unit of time over a block's calls so far (first to last call; ccusage's `calculateBurnRate`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Burn {
+    pub tokens_per_minute: f64,
+    pub cost_per_hour_usd: f64,
+}
+
+/// What a block will have used at its end if the burn rate holds (ccusage's `projectBlockUsage`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Projection {
+    pub total_tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// Reports' token shape of a usage sum.
+pub fn tokens_of(u: &Usage) -> Tokens {
+    Tokens {
+        input: u.input,
+        cache_read: u.cache_read,
+        cache_write: u.cache_write(),
+        output: u.output,
+        reasoning: u.reasoning,
+    }
+}
+
+/// All tokens a plan counts: input + output + cache read + cache write.
+pub fn total_tokens(u: &Usage) -> u64 {
+    u.input + u.output + u.cache_read + u.cache_write()
+}
+
+/// Builds the snapshot from the store.
+pub fn snapshot(store: &Store, opts: &Options) -> Result<Snapshot> {
+    let now = opts.now_ms;
+    let mut sessions = Vec::new();
+    for (row, written_ms) in store.sessions_written_since(now - opts.active_ms)? {
+        sessions.push(session_status(store, opts, row, written_ms)?);
+    }
+    let starts = period_starts(now, &opts.tz);
+    let end = starts.next_day;
+    let spend_rows = store.spend_since([starts.day, starts.week, starts.month], end)?;
+    let sum = |i: usize| pico_to_usd(spend_rows.iter().map(|s| s.cost_pico[i]).sum());
+    let spend = Spend {
+        today_usd: sum(0),
+        week_usd: sum(1),
+        month_usd: sum(2),
+    };
+    let mut blocks_now = Vec::new();
+    for agent in BLOCK_AGENTS {
+        if let Some(b) = current_block(store, agent, now)? {
+            blocks_now.push(b);
+        }
+    }
+    let per_session: Vec<SessionSpend> = sessions
+        .iter()
+        .map(|s| SessionSpend {
+            session_key: s.key.clone(),
+            agent: s.agent.clone(),
+            channel: s.channel.clone(),
+            cwd: s.cwd.clone(),
+            cost_pico: [s.cost_pico; 3],
+        })
+        .collect();
+    let checks = opts.budgets.evaluate(&spend_rows, &per_session);
+    Ok(Snapshot {
+        now: iso(now),
+        status: budget::worst(&checks),
+        spend,
+        sessions,
+        blocks: blocks_now,
+        budgets: checks,
+    })
+}
+
+fn session_status(
+    store: &Store,
+    opts: &Options,
+    row: crate::store::read::SessionRow,
+    written_ms: i64,
+) -> Result<SessionStatus> {
+    let all = store.session_calls(&row.key, None)?;
+    let recent = store.session_calls(&row.key, Some(opts.now_ms - opts.burn_window_ms))?;
+    let marks = store.turn_marks(&row.key)?;
+    let state = state::turn_state(
+        &row.agent,
+        &marks,
+        written_ms,
+        opts.now_ms,
+        opts.ended_after_ms,
+    );
+    let hours = opts.burn_window_ms as f64 / 3_600_000.0;
+    Ok(SessionStatus {
+        project: row
+            .cwd
+            .as_deref()
+            .and_then(|c| std::path::Path::new(c).file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        prompts: store.prompt_count(&row.key)?,
+        generations: all.generations,
+        tokens: tokens_of(&all.usage),
+        cost_usd: pico_to_usd(all.cost_pico),
+        cost_pico: all.cost_pico,
+        burn_rate_usd_per_hour: pico_to_usd(recent.cost_pico) / hours,
+        last_write: iso(written_ms),
+        model: marks.model,
+        state,
+        agent: row.agent,
+        session_id: row.session_id,
+        cwd: row.cwd,
+        channel: row.channel,
+        file: row.file,
+        key: row.key,
+    })
+}
+
+/// The block of `agent` running at `now_ms`, if any. Reads the agent's call times backwards from now until a
+/// gap of more than 5 h (where the block chain starts over), so a snapshot never reads the whole history
+/// unless the agent never paused that long.
+pub fn current_block(store: &Store, agent: &str, now_ms: i64) -> Result<Option<BlockStatus>> {
+    let mut span = 2 * BLOCK_MS;
+    let times = loop {
+        let since = now_ms - span;
+        let times = store.agent_call_times(agent, since)?;
+        let restart = blocks::last_restart(&times);
+        // Exact once a gap was seen, or when the first call read is more than 5 h after `since` (the gap is
+        // just before it), or when the whole history was read.
+        let exact = restart > 0
+            || times.first().is_none_or(|t| t - since > BLOCK_MS)
+            || span > 20 * 365 * 24 * 3_600_000;
+        if exact {
+            break times[restart..].to_vec();
+        }
+        span *= 4;
+    };
+    let Some(block) = blocks::place(&times).pop().filter(|b| b.is_active(now_ms)) else {
+        return Ok(None);
+    };
+    let calls = store.agent_calls_between(agent, block.start_ms, block.end_ms)?;
+    Ok(Some(block_status(agent, &block, &calls, now_ms)))
+}
+
+/// A block with ccusage's burn rate (over first to last call) and projection to the block's end.
+pub fn block_status(agent: &str, block: &Block, calls: &CallSum, now_ms: i64) -> BlockStatus {
+    let total = total_tokens(&calls.usage);
+    let minutes = (block.last_ms - block.first_ms) as f64 / 60_000.0;
+    let burn = if minutes > 0.0 {
+        Burn {
+            tokens_per_minute: total as f64 / minutes,
+            cost_per_hour_usd: pico_to_usd(calls.cost_pico) / minutes * 60.0,
+        }
+    } else {
+        Burn::default()
+    };
+    let remaining = ((block.end_ms - now_ms).max(0) as f64) / 60_000.0;
+    BlockStatus {
+        agent: agent.to_string(),
+        start: iso(block.start_ms),
+        end: iso(block.end_ms),
+        remaining_minutes: remaining.round() as i64,
+        generations: calls.generations,
+        tokens: tokens_of(&calls.usage),
+        total_tokens: total,
+        cost_usd: pico_to_usd(calls.cost_pico),
+        burn,
+        projected: Projection {
+            total_tokens: total + (burn.tokens_per_minute * remaining).round() as u64,
+            cost_usd: pico_to_usd(calls.cost_pico) + burn.cost_per_hour_usd / 60.0 * remaining,
+        },
+    }
+}
+
+/// Starts (ms) of the current day, ISO week and month in `tz`, and of the next day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodStarts {
+    pub day: i64,
+    pub week: i64,
+    pub month: i64,
+    pub next_day: i64,
+}
+
+/// The calendar periods holding `now_ms` in `tz`.
+pub fn period_starts(now_ms: i64, tz: &TimeZone) -> PeriodStarts {
+    let at = |d: jiff::civil::Date| -> i64 {
+        d.to_zoned(tz.clone())
+            .map(|z| z.timestamp().as_millisecond())
+            .unwrap_or(now_ms)
+    };
+    let Ok(ts) = jiff::Timestamp::from_millisecond(now_ms) else {
+        return PeriodStarts {
+            day: now_ms,
+            week: now_ms,
+            month: now_ms,
+            next_day: now_ms,
+        };
+    };
+    let today = tz.to_datetime(ts).date();
+    let monday = today
+        .checked_sub(jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset())))
+        .unwrap_or(today);
+    PeriodStarts {
+        day: at(today),
+        week: at(monday),
+        month: at(today.first_of_month()),
+        next_day: today.tomorrow().map(at).unwrap_or(i64::MAX),
+    }
+}
+
+/// RFC 3339 in UTC, to the second.
+pub fn iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_follow_the_calendar_of_the_zone() {
+        // 2026-12-02T04:30:00Z is a Wednesday; in New York it is still Tuesday 1 December, 23:30.
+        let now = 1_796_185_800_000;
+        let utc = period_starts(now, &TimeZone::UTC);
+        assert_eq!(iso(utc.day), "2026-12-02T00:00:00Z");
+        assert_eq!(iso(utc.week), "2026-11-30T00:00:00Z");
+        assert_eq!(iso(utc.month), "2026-12-01T00:00:00Z");
+        assert_eq!(iso(utc.next_day), "2026-12-03T00:00:00Z");
+        let ny = period_starts(now, &TimeZone::get("America/New_York").unwrap());
+        assert_eq!(iso(ny.day), "2026-12-01T05:00:00Z");
+        assert_eq!(iso(ny.month), "2026-12-01T05:00:00Z");
+    }
+
+    #[test]
+    fn block_burn_rate_and_projection_follow_ccusage() {
+        let h = 3_600_000;
+        let block = Block {
+            start_ms: 0,
+            end_ms: 5 * h,
+            first_ms: 0,
+            last_ms: h,
+        };
+        let calls = CallSum {
+            generations: 3,
+            usage: Usage {
+                input: 600,
+                output: 5_400,
+                ..Usage::default()
+            },
+            cost_pico: 2_000_000_000_000, // $2
+        };
+        let b = block_status("claude", &block, &calls, 2 * h);
+        assert_eq!(b.total_tokens, 6_000);
+        assert_eq!(b.burn.tokens_per_minute, 100.0);
+        assert_eq!(b.burn.cost_per_hour_usd, 2.0);
+        assert_eq!(b.remaining_minutes, 180);
+        assert_eq!(b.projected.total_tokens, 6_000 + 18_000);
+        assert!((b.projected.cost_usd - 8.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,213 @@
+//! Queries of the live views (`status`, `statusline`): the sessions written to lately, one session's totals and
+//! turn state, and spend by period. Each reads a few index ranges (`observations_facts` by session,
+//! `observations_spend` by time), never every generation: these commands run from status bars every few
+//! seconds. (The redundant `kind IN (…)` terms repeat the partial index's condition, which SQLite needs to
+//! see verbatim before it uses the index.)
+
+use anyhow::Result;
+use rusqlite::{params, OptionalExtension};
+
+use super::read::{session_row, SessionRow, SESSION_COLUMNS};
+use super::Store;
+use crate::model::{Pico, Usage};
+
+/// Model calls of a session (or of a time range): count, summed tokens and cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallSum {
+    pub generations: u64,
+    pub usage: Usage,
+    /// pico-USD, the sum of the generations' stored costs (what `report` adds up).
+    pub cost_pico: Pico,
+}
+
+/// What tells whether a session's last turn is still running ([`Store::turn_marks`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TurnMarks {
+    /// Start of the session's last prompt, ms.
+    pub last_prompt_ms: Option<i64>,
+    /// The last model call: start (ms), the finish reason the agent wrote, and whether it failed.
+    pub last_call: Option<(Option<i64>, Option<String>, bool)>,
+    /// Model of the last model call (the provider's answer, else the requested one).
+    pub model: Option<String>,
+    /// Tool calls that started at or after the last model call started (results the model has not seen yet).
+    pub tools_after_call: u64,
+}
+
+/// Spend of one session in the current day, week and month ([`Store::spend_since`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSpend {
+    pub session_key: String,
+    pub agent: String,
+    pub channel: Option<String>,
+    pub cwd: Option<String>,
+    /// pico-USD since the start of each period: `[day, week, month]`.
+    pub cost_pico: [Pico; 3],
+}
+
+impl Store {
+    /// Sessions whose main file was written at or after `since_ms` (file mtime, ms since the epoch), most
+    /// recently written first, each with that time.
+    pub fn sessions_written_since(&self, since_ms: i64) -> Result<Vec<(SessionRow, i64)>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, f.mtime_ns / 1000000 FROM files f JOIN sessions s ON s.file_id = f.id
+             WHERE f.mtime_ns >= ?1 ORDER BY f.mtime_ns DESC, s.key"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map([since_ms.saturating_mul(1_000_000)], |r| {
+            Ok((session_row(r)?, r.get(13)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The session read from the file at `path` (its main file), with the file's mtime (ms).
+    pub fn session_of_file(&self, path: &str) -> Result<Option<(SessionRow, i64)>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, f.mtime_ns / 1000000 FROM files f JOIN sessions s ON s.file_id = f.id
+             WHERE f.path = ?1 ORDER BY s.start_ms LIMIT 1"
+        );
+        Ok(self
+            .conn()
+            .query_row(&sql, [path], |r| Ok((session_row(r)?, r.get(13)?)))
+            .optional()?)
+    }
+
+    /// The model calls of a session that started at or after `since_ms` (all of them with `None`).
+    pub fn session_calls(&self, session_key: &str, since_ms: Option<i64>) -> Result<CallSum> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_5m_tokens),
+                    SUM(cache_write_1h_tokens), SUM(reasoning_tokens), SUM(cost_total)
+             FROM observations
+             WHERE session_key = ?1 AND kind = 'generation' AND kind IN ('generation', 'tool', 'agent')
+               AND start_ms >= COALESCE(?2, -9223372036854775808)",
+        )?;
+        Ok(stmt.query_row(params![session_key, since_ms], call_sum)?)
+    }
+
+    /// The model calls of an agent whose start lies in `[from_ms, to_ms)`.
+    pub fn agent_calls_between(&self, agent: &str, from_ms: i64, to_ms: i64) -> Result<CallSum> {
+        let (lo, hi) = key_range(agent);
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_5m_tokens),
+                    SUM(cache_write_1h_tokens), SUM(reasoning_tokens), SUM(cost_total)
+             FROM observations INDEXED BY observations_spend
+             WHERE kind = 'generation' AND start_ms >= ?1 AND start_ms < ?2 AND session_key >= ?3 AND session_key < ?4",
+        )?;
+        Ok(stmt.query_row(params![from_ms, to_ms, lo, hi], call_sum)?)
+    }
+
+    /// Start times (ms) of an agent's model calls at or after `since_ms`, in order: what 5-hour blocks are
+    /// placed by.
+    pub fn agent_call_times(&self, agent: &str, since_ms: i64) -> Result<Vec<i64>> {
+        let (lo, hi) = key_range(agent);
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT start_ms FROM observations INDEXED BY observations_spend
+             WHERE kind = 'generation' AND start_ms >= ?1 AND session_key >= ?2 AND session_key < ?3
+             ORDER BY start_ms",
+        )?;
+        let rows = stmt.query_map(params![since_ms, lo, hi], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Number of prompts (user turns) of a session.
+    pub fn prompt_count(&self, session_key: &str) -> Result<u64> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT COUNT(*) FROM traces WHERE session_key = ?1 AND is_prompt = 1",
+        )?;
+        Ok(stmt.query_row([session_key], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// The facts that tell whether a session's last turn is running (see [`TurnMarks`]).
+    pub fn turn_marks(&self, session_key: &str) -> Result<TurnMarks> {
+        let conn = self.conn();
+        let last_prompt_ms = conn
+            .prepare_cached(
+                "SELECT MAX(start_ms) FROM traces WHERE session_key = ?1 AND is_prompt = 1",
+            )?
+            .query_row([session_key], |r| r.get(0))?;
+        let last = conn
+            .prepare_cached(
+                "SELECT start_ms, finish_reason, level = 'ERROR', COALESCE(response_model, model) FROM observations
+                 WHERE session_key = ?1 AND kind = 'generation' ORDER BY start_ms DESC, end_ms DESC LIMIT 1",
+            )?
+            .query_row([session_key], |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?, r.get::<_, Option<bool>>(2)?.unwrap_or(false)),
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()?;
+        let (last_call, model) = match last {
+            Some((call, model)) => (Some(call), model),
+            None => (None, None),
+        };
+        let since = last_call.as_ref().and_then(|c| c.0).unwrap_or(i64::MIN);
+        let tools_after_call = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM observations
+                 WHERE session_key = ?1 AND kind = 'tool' AND kind IN ('generation', 'tool', 'agent') AND start_ms >= ?2",
+            )?
+            .query_row(params![session_key, since], |r| r.get::<_, i64>(0))?
+            as u64;
+        Ok(TurnMarks {
+            last_prompt_ms,
+            last_call,
+            model,
+            tools_after_call,
+        })
+    }
+
+    /// Every session with model calls since `starts[2]` (ms; the earliest of the three period starts), with
+    /// its cost since each of `starts` (`[day, week, month]`) up to `end_ms` (exclusive).
+    pub fn spend_since(&self, starts: [i64; 3], end_ms: i64) -> Result<Vec<SessionSpend>> {
+        let from = starts.iter().copied().min().unwrap_or(0);
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT s.key, s.agent, s.channel, s.cwd,
+                    SUM(CASE WHEN o.start_ms >= ?1 THEN o.cost_total ELSE 0 END),
+                    SUM(CASE WHEN o.start_ms >= ?2 THEN o.cost_total ELSE 0 END),
+                    SUM(CASE WHEN o.start_ms >= ?3 THEN o.cost_total ELSE 0 END)
+             FROM observations o INDEXED BY observations_spend JOIN sessions s ON s.key = o.session_key
+             WHERE o.kind = 'generation' AND o.start_ms >= ?4 AND o.start_ms < ?5
+             GROUP BY s.key",
+        )?;
+        let rows = stmt.query_map(
+            params![starts[0], starts[1], starts[2], from, end_ms],
+            |r| {
+                Ok(SessionSpend {
+                    session_key: r.get(0)?,
+                    agent: r.get(1)?,
+                    channel: r.get(2)?,
+                    cwd: r.get(3)?,
+                    cost_pico: [
+                        r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                        r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                        r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                    ],
+                })
+            },
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+/// Session keys of `agent` are `agent:…`: the half-open key range `["agent:", "agent;")` (`;` follows `:`).
+fn key_range(agent: &str) -> (String, String) {
+    (format!("{agent}:"), format!("{agent};"))
+}
+
+fn call_sum(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallSum> {
+    let n = |i: usize| -> rusqlite::Result<u64> {
+        Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+    };
+    Ok(CallSum {
+        generations: n(0)?,
+        usage: Usage {
+            input: n(1)?,
+            output: n(2)?,
+            cache_read: n(3)?,
+            cache_write_5m: n(4)?,
+            cache_write_1h: n(5)?,
+            reasoning: n(6)?,
+        },
+        cost_pico: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+    })
+}
