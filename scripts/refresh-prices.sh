@@ -7,6 +7,7 @@
 # given), extracts litellm/model_prices_and_context_window_backup.json from it
 # byte for byte, validates it, and writes:
 #   data/prices/model_prices_and_context_window.json
+#   data/prices/compact.json   (the price fields the binary embeds: scripts/compact-prices.py)
 #   data/prices/SOURCE.md
 #
 # Environment overrides:
@@ -149,6 +150,10 @@ and is redistributed here under the MIT license ("Copyright (c) 2023 Berri AI").
 The wheel's LICENSE carves out only the repository's \`enterprise/\` directory,
 which this file is not part of.
 
+\`compact.json\` is derived from it by \`scripts/compact-prices.py\`: every entry with a per-token input price,
+reduced to its \`…cost…\` fields and \`litellm_provider\`. It is what the binary embeds; a unit test checks that
+both files give the same prices.
+
 ## Refreshing
 
 Run \`scripts/refresh-prices.sh [VERSION]\` from anywhere (no argument = latest
@@ -158,5 +163,7 @@ and rewrites this directory.
 MD
 
 mv "$TMP/prices.json" "$OUT_JSON"
+# What the binary embeds: the price fields only.
+"$PY" "$ROOT/scripts/compact-prices.py" "$OUT_JSON" "$OUT_DIR/compact.json"
 mv "$TMP/SOURCE.md" "$OUT_SOURCE"
 echo "wrote $OUT_JSON (litellm $V, $MODELS model entries, $JBYTES bytes)" >&2

@@ -413,7 +413,17 @@ pub fn import_with(
 ) -> Result<ImportSummary> {
     let show_progress = options.show_progress;
     let started = Instant::now();
-    let mut known = store.files()?;
+    // A few files (one transcript): their own rows only; the whole table when renames must be looked for.
+    const FEW: usize = 64;
+    let mut known = if files.len() <= FEW {
+        let paths: Vec<&str> = files.iter().filter_map(|f| f.path.to_str()).collect();
+        store.files_at(&paths)?
+    } else {
+        store.files()?
+    };
+    if files.len() <= FEW && known.len() < files.len() {
+        known = store.files()?;
+    }
     let mut summary = ImportSummary::default();
     follow_renames(store, files, &mut known)?;
     // Stat everything first: the unchanged majority costs one stat each, and the bar gets a total.
@@ -655,6 +665,13 @@ fn follow_renames(
     files: &[DiscoveredFile],
     known: &mut HashMap<String, FileRow>,
 ) -> Result<()> {
+    // Only a path the store does not know can be a known file under a new name.
+    if files
+        .iter()
+        .all(|f| f.path.to_str().is_some_and(|p| known.contains_key(p)))
+    {
+        return Ok(());
+    }
     // A known path the scan just found exists: only the others are looked at (one stat each). Checking
     // every known path cost a second stat per file: 40 % of a warm `status` on the 1 GB benchmark.
     let found: std::collections::HashSet<&str> =

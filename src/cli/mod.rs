@@ -8,6 +8,7 @@ mod report;
 mod reprice;
 mod show;
 mod status;
+mod statusline;
 mod store;
 mod sync;
 mod watch;
@@ -88,6 +89,9 @@ pub enum Command {
     /// The sessions running now (working / idle), their cost so far, the current 5-hour block and spend
     /// against budgets; exit code 10 near a budget, 11 over one.
     Status(status::StatusArgs),
+    /// One line for a status bar: Claude Code's `statusLine` command (reads its JSON on stdin), tmux, waybar;
+    /// never fails the bar.
+    Statusline(statusline::StatuslineArgs),
     /// Print the trace tree of a session or trace (id or unique prefix).
     Show(show::ShowArgs),
     /// Show what was discovered where, the config in effect, the store and unpriced models.
@@ -423,6 +427,10 @@ pub fn run() -> Result<()> {
         );
         return Ok(());
     }
+    if let Command::Statusline(args) = command {
+        // Whatever goes wrong (config included), the bar gets a line.
+        return statusline::run(Context::new(&cli.global), args);
+    }
     if let Command::Doctor(args) = command {
         // doctor runs with a broken config: it is the command that explains it.
         let ctx = Context::new_lenient(&cli.global)?;
@@ -439,7 +447,9 @@ pub fn run() -> Result<()> {
         Command::Reprice(args) => reprice::run(&ctx, args),
         Command::Store(args) => store::run(&ctx, args),
         Command::Watch(args) => watch::run(&cli.global, ctx, args),
-        Command::Doctor(_) | Command::Completions { .. } => unreachable!("handled above"),
+        Command::Doctor(_) | Command::Completions { .. } | Command::Statusline(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -2,16 +2,17 @@
 //!
 //! Data: `data/prices/model_prices_and_context_window.json`, LiteLLM's
 //! `model_prices_and_context_window_backup.json` as shipped in the PyPI wheel (MIT, BerriAI/litellm; version
-//! and checksum in `data/prices/SOURCE.md`, refreshed by `scripts/refresh-prices.sh`). Prices there are USD
+//! and checksum in `data/prices/SOURCE.md`, refreshed by `scripts/refresh-prices.sh`). The binary embeds
+//! `data/prices/compact.json`, the part of it pricing reads (`scripts/compact-prices.py`: 0.8 MB of 3.2 MB):
+//! parsing the full table was half of a `statusline` call. Prices there are USD
 //! per token; tiers are keys like `input_cost_per_token_above_200k_tokens`; 1-hour cache writes are
 //! `cache_creation_input_token_cost_above_1hr`.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// The bundled table, as JSON text.
-pub(crate) const BUNDLED_JSON: &str =
-    include_str!("../../data/prices/model_prices_and_context_window.json");
+/// The bundled table, as JSON text (the compact form: price fields and provider of each priced entry).
+pub(crate) const BUNDLED_JSON: &str = include_str!("../../data/prices/compact.json");
 /// The LiteLLM release the bundled table comes from (see `data/prices/SOURCE.md`).
 pub const BUNDLED_VERSION: &str = "litellm 1.109.1";
 
@@ -363,6 +364,22 @@ fn dots_to_dashes(model: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_table_prices_like_the_full_one() {
+        let full = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("data/prices/model_prices_and_context_window.json"),
+        )
+        .unwrap();
+        let full = PriceTable::parse(&full, BUNDLED_VERSION).unwrap();
+        let compact = PriceTable::bundled();
+        assert!(full.models.len() > 3000);
+        assert_eq!(
+            compact.models, full.models,
+            "data/prices/compact.json is stale: run scripts/compact-prices.py"
+        );
+    }
 
     #[test]
     fn aliases_resolve_to_table_keys() {

@@ -52,16 +52,6 @@ pub fn place(times: &[i64]) -> Vec<Block> {
     blocks
 }
 
-/// Where the block chain of `times` (sorted call times) can start over: after the last gap of more than 5 h
-/// between two calls, blocks do not depend on what came before. Returns the index of the first call after
-/// that gap (0 when there is none).
-pub fn last_restart(times: &[i64]) -> usize {
-    (1..times.len())
-        .rev()
-        .find(|&i| times[i] - times[i - 1] > BLOCK_MS)
-        .unwrap_or(0)
-}
-
 /// The blocks of every agent, to key facts by.
 #[derive(Debug, Clone, Default)]
 pub struct BlockIndex {
@@ -122,7 +112,6 @@ mod tests {
         assert_eq!(blocks[0].last_ms, t0 + 4 * H);
         assert_eq!(blocks[0].first_ms, t0 + 27 * 60_000);
         assert!(blocks[2].is_active(t0 + 12 * H) && !blocks[2].is_active(t0 + 16 * H));
-        assert_eq!(last_restart(&calls), 3, "the gap before 07:30");
         assert_eq!(index.find("claude", t0 + 2 * H).unwrap().start_ms, t0);
         assert!(
             index.find("claude", t0 + 10 * H).is_none(),

@@ -230,25 +230,11 @@ fn session_status(
     })
 }
 
-/// The block of `agent` running at `now_ms`, if any. Reads the agent's call times backwards from now until a
-/// gap of more than 5 h (where the block chain starts over), so a snapshot never reads the whole history
-/// unless the agent never paused that long.
+/// The block of `agent` running at `now_ms`, if any. Reads the agent's call times backwards from now to the
+/// last gap of more than 5 h (where the block chain starts over), so a snapshot reads the whole history only
+/// when the agent never paused that long.
 pub fn current_block(store: &Store, agent: &str, now_ms: i64) -> Result<Option<BlockStatus>> {
-    let mut span = 2 * BLOCK_MS;
-    let times = loop {
-        let since = now_ms - span;
-        let times = store.agent_call_times(agent, since)?;
-        let restart = blocks::last_restart(&times);
-        // Exact once a gap was seen, or when the first call read is more than 5 h after `since` (the gap is
-        // just before it), or when the whole history was read.
-        let exact = restart > 0
-            || times.first().is_none_or(|t| t - since > BLOCK_MS)
-            || span > 20 * 365 * 24 * 3_600_000;
-        if exact {
-            break times[restart..].to_vec();
-        }
-        span *= 4;
-    };
+    let times = store.agent_calls_since_gap(agent, now_ms, BLOCK_MS)?;
     let Some(block) = blocks::place(&times).pop().filter(|b| b.is_active(now_ms)) else {
         return Ok(None);
     };

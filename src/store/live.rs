@@ -95,17 +95,32 @@ impl Store {
         Ok(stmt.query_row(params![from_ms, to_ms, lo, hi], call_sum)?)
     }
 
-    /// Start times (ms) of an agent's model calls at or after `since_ms`, in order: what 5-hour blocks are
-    /// placed by.
-    pub fn agent_call_times(&self, agent: &str, since_ms: i64) -> Result<Vec<i64>> {
+    /// Start times (ms) of an agent's model calls up to `until_ms`, oldest first, back to the last gap of more
+    /// than `gap_ms` between two calls (the calls before it are not read): what 5-hour blocks are placed by,
+    /// since a gap that long starts the block chain over.
+    pub fn agent_calls_since_gap(
+        &self,
+        agent: &str,
+        until_ms: i64,
+        gap_ms: i64,
+    ) -> Result<Vec<i64>> {
         let (lo, hi) = key_range(agent);
         let mut stmt = self.conn().prepare_cached(
             "SELECT start_ms FROM observations INDEXED BY observations_spend
-             WHERE kind = 'generation' AND start_ms >= ?1 AND session_key >= ?2 AND session_key < ?3
-             ORDER BY start_ms",
+             WHERE kind = 'generation' AND start_ms <= ?1 AND session_key >= ?2 AND session_key < ?3
+             ORDER BY start_ms DESC",
         )?;
-        let rows = stmt.query_map(params![since_ms, lo, hi], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let mut rows = stmt.query(params![until_ms, lo, hi])?;
+        let mut times: Vec<i64> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let t: i64 = r.get(0)?;
+            if times.last().is_some_and(|later| later - t > gap_ms) {
+                break;
+            }
+            times.push(t);
+        }
+        times.reverse();
+        Ok(times)
     }
 
     /// Number of prompts (user turns) of a session.
@@ -160,14 +175,18 @@ impl Store {
     /// its cost since each of `starts` (`[day, week, month]`) up to `end_ms` (exclusive).
     pub fn spend_since(&self, starts: [i64; 3], end_ms: i64) -> Result<Vec<SessionSpend>> {
         let from = starts.iter().copied().min().unwrap_or(0);
+        // Summed per session inside the index first, then joined: one session lookup per session rather
+        // than per call (7 ms -> 2 ms for a month of the 1 GB benchmark).
         let mut stmt = self.conn().prepare_cached(
-            "SELECT s.key, s.agent, s.channel, s.cwd,
-                    SUM(CASE WHEN o.start_ms >= ?1 THEN o.cost_total ELSE 0 END),
-                    SUM(CASE WHEN o.start_ms >= ?2 THEN o.cost_total ELSE 0 END),
-                    SUM(CASE WHEN o.start_ms >= ?3 THEN o.cost_total ELSE 0 END)
-             FROM observations o INDEXED BY observations_spend JOIN sessions s ON s.key = o.session_key
-             WHERE o.kind = 'generation' AND o.start_ms >= ?4 AND o.start_ms < ?5
-             GROUP BY s.key",
+            "SELECT s.key, s.agent, s.channel, s.cwd, g.day, g.week, g.month
+             FROM (SELECT session_key,
+                          SUM(CASE WHEN start_ms >= ?1 THEN cost_total ELSE 0 END) AS day,
+                          SUM(CASE WHEN start_ms >= ?2 THEN cost_total ELSE 0 END) AS week,
+                          SUM(CASE WHEN start_ms >= ?3 THEN cost_total ELSE 0 END) AS month
+                   FROM observations INDEXED BY observations_spend
+                   WHERE kind = 'generation' AND start_ms >= ?4 AND start_ms < ?5
+                   GROUP BY session_key) g
+             JOIN sessions s ON s.key = g.session_key",
         )?;
         let rows = stmt.query_map(
             params![starts[0], starts[1], starts[2], from, end_ms],
