@@ -149,3 +149,164 @@ fn blocks_on_claude_code_2_1_332_have_ccusages_bounds_and_at_least_its_tokens() 
         );
     }
 }
+
+/// A synthetic history (bench/gen.py: copies of the 2.1.197 corpus runs with fresh ids, spread over the last
+/// day up to ten minutes ago) holds a running block: every block equals ccusage's, and the running one has
+/// ccusage's burn rate and projection (`blocks --active --json`).
+#[test]
+fn blocks_and_the_running_blocks_projection_equal_ccusages_on_a_synthetic_history() {
+    let (Some(ccusage), Some(_)) = (ccusage(), common::shared_corpus()) else {
+        return common::skip_missing(
+            "ccusage (CCUSAGE) and ../shared/corpus",
+            "scripts/test installs ccusage",
+        );
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let hist = tmp.path().join("hist");
+    let end = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_mins(10))
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let gen = Command::new("python3")
+        .arg(common::repo().join("bench/gen.py"))
+        .args(["claude", "3M"])
+        .arg(&hist)
+        .args([
+            "--runs",
+            "corpus/",
+            "--days",
+            "1",
+            "--end",
+            &end,
+            "--seed",
+            "1",
+            "--big-share",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let theirs = ccusage_blocks(&ccusage, &hist);
+    let ours = our_blocks(&hist);
+    assert!(theirs.len() >= 3, "{theirs:?}");
+    assert_eq!(ours, theirs);
+
+    let active = json_of(
+        Command::new(&ccusage)
+            .args(["blocks", "--active", "--offline", "--json"])
+            .env("CLAUDE_CONFIG_DIR", hist.join(".claude"))
+            .env("HOME", &hist),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        "report",
+        "blocks",
+        "--active",
+        "--json",
+        "--tz",
+        "UTC",
+        "--path",
+        hist.to_str().unwrap(),
+    ];
+    let mine: Value =
+        serde_json::from_slice(&common::tokentrace_stdout(data.path(), &args)).unwrap();
+    let (theirs, mine) = (&active["blocks"][0], &mine["rows"][0]["block"]);
+    assert_eq!(mine["active"], true, "{mine}");
+    assert_eq!(
+        mine["start"].as_str().unwrap(),
+        theirs["startTime"].as_str().unwrap().replace(".000Z", "Z")
+    );
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
+    let tpm = mine["burn"]["tokens_per_minute"].as_f64().unwrap();
+    assert!(
+        close(tpm, theirs["burnRate"]["tokensPerMinute"].as_f64().unwrap()),
+        "{mine} vs {theirs}"
+    );
+    assert!(close(
+        mine["burn"]["cost_per_hour_usd"].as_f64().unwrap(),
+        theirs["burnRate"]["costPerHour"].as_f64().unwrap()
+    ));
+    // Both project over the whole minutes left; the two commands ran a moment apart (a minute at most).
+    let minutes = |v: &Value| v.as_i64().unwrap();
+    let (m, t) = (
+        minutes(&mine["projection"]["remaining_minutes"]),
+        minutes(&theirs["projection"]["remainingMinutes"]),
+    );
+    assert!((m - t).abs() <= 1, "{m} vs {t} minutes left");
+    let projected = mine["projection"]["total_tokens"].as_f64().unwrap();
+    let expected = theirs["projection"]["totalTokens"].as_f64().unwrap() + (m - t) as f64 * tpm;
+    assert!(
+        (projected - expected).abs() <= 1.0,
+        "{projected} vs {expected}"
+    );
+}
+
+/// `--token-limit max` measures every block against the busiest finished one; a limit of 1 token is exceeded
+/// by every block, and the table says so.
+#[test]
+fn token_limits_compare_blocks_with_the_busiest_or_a_number() {
+    let mut runs = common::runs(&common::repo().join("tests/fixtures/recorded"), &["claude"]);
+    runs.extend(common::shared_corpus().map_or(Vec::new(), |c| common::runs(&c, &["claude"])));
+    let home = tempfile::tempdir().unwrap();
+    claude_home(&runs, home.path());
+    let data = tempfile::tempdir().unwrap();
+    let path = home.path().to_str().unwrap();
+    let doc: Value = serde_json::from_slice(&common::tokentrace_stdout(
+        data.path(),
+        &[
+            "report",
+            "blocks",
+            "--json",
+            "--token-limit",
+            "max",
+            "--path",
+            path,
+        ],
+    ))
+    .unwrap();
+    let rows = doc["rows"].as_array().unwrap();
+    assert!(rows.len() >= 2);
+    let totals: Vec<u64> = rows
+        .iter()
+        .map(|r| r["block"]["total_tokens"].as_u64().unwrap())
+        .collect();
+    let max = *totals.iter().max().unwrap();
+    for (r, total) in rows.iter().zip(&totals) {
+        let t = &r["tokens"];
+        let sum: u64 = ["input", "output", "cache_read", "cache_write"]
+            .iter()
+            .map(|k| t[*k].as_u64().unwrap())
+            .sum();
+        assert_eq!(*total, sum);
+        assert_eq!(r["block"]["token_limit"]["limit"].as_u64(), Some(max));
+        let share = r["block"]["token_limit"]["used_share"].as_f64().unwrap();
+        assert!((share - *total as f64 / max as f64).abs() < 1e-12);
+        assert_eq!(r["block"]["active"], false, "recordings are old");
+    }
+    let table = String::from_utf8(common::tokentrace_stdout(
+        data.path(),
+        &[
+            "report",
+            "blocks",
+            "--token-limit",
+            "1",
+            "--no-import",
+            "--path",
+            path,
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        table.matches("exceeds the limit").count(),
+        rows.len(),
+        "{table}"
+    );
+    let err = common::tokentrace(data.path(), &["report", "daily", "--active"]);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("`report blocks` only"));
+}

@@ -8,6 +8,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::{print_import_warnings, Context, SourceArgs};
+use crate::report::blocks::{self, BlockIndex, TokenLimit};
 use crate::report::layout::{terminal_width, use_color, ColorChoice};
 use crate::report::{
     render_json, render_table, Aggregate, Grouping, Selection, TableOptions, Window,
@@ -51,6 +52,13 @@ pub struct ReportArgs {
     /// Leave out the secondary columns (cache, models, project) whatever the terminal width.
     #[arg(long)]
     pub compact: bool,
+    /// With `blocks`: only the blocks running now, with their burn rate and projected end-of-block usage.
+    #[arg(long)]
+    pub active: bool,
+    /// With `blocks`: compare each block's (projected) tokens with N, or with `max`, the most tokens any
+    /// finished block used; warns past 80 % and over the limit.
+    #[arg(long, value_name = "N|max")]
+    pub token_limit: Option<TokenLimit>,
     /// Colours: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     pub color: ColorChoice,
@@ -125,6 +133,10 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
     if let (Some(s), Some(u)) = (args.since, args.until) {
         anyhow::ensure!(s <= u, "--since {s} is after --until {u}");
     }
+    anyhow::ensure!(
+        args.grouping == Grouping::Blocks || (!args.active && args.token_limit.is_none()),
+        "--active and --token-limit apply to `report blocks` only"
+    );
     let mut store = if args.sources.no_import {
         ctx.open_store_read_only()?
     } else {
@@ -171,12 +183,39 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
                 }
             },
         )?;
-        agg.blocks = Some(crate::report::blocks::BlockIndex::build(calls));
+        agg.blocks = Some(BlockIndex::build(calls));
     }
     store.for_each_fact(
         |key| sessions.contains_key(key),
         |f| agg.add(args.grouping, &window, &sessions, &f),
     )?;
+    let mut block_notes = Vec::new();
+    if let Some(index) = agg.blocks.clone() {
+        let now = super::status::now_ms();
+        // `max`: the most any finished block used (all blocks are aggregated before `--active` narrows them).
+        let limit = match args.token_limit {
+            Some(TokenLimit::Tokens(n)) => Some(n),
+            Some(TokenLimit::Max) => Some(
+                index
+                    .all()
+                    .filter(|(_, b)| !b.is_active(now))
+                    .filter_map(|(a, b)| agg.rows.get(&BlockIndex::key(a, b)))
+                    .map(|t| total_tokens(t))
+                    .max()
+                    .unwrap_or(0),
+            ),
+            None => None,
+        };
+        if args.active {
+            agg = Aggregate::default();
+            agg.blocks = Some(index.only_active(now));
+            store.for_each_fact(
+                |key| sessions.contains_key(key),
+                |f| agg.add(args.grouping, &window, &sessions, &f),
+            )?;
+        }
+        block_notes = block_details(&agg, now, limit);
+    }
     if args.grouping == Grouping::Session && !window.is_bounded() {
         // Sessions without any prompt or call still exist.
         for key in sessions.keys() {
@@ -195,8 +234,19 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         },
     };
     if args.json {
-        let doc = render_json(args.grouping, &window, &agg, &sessions, &opts);
+        let mut doc = render_json(args.grouping, &window, &agg, &sessions, &opts);
+        // Blocks rows carry their bounds, burn rate, projection and limit status.
+        if let Some(rows) = doc["rows"].as_array_mut() {
+            for row in rows {
+                let key = row["key"].as_str().unwrap_or_default().to_string();
+                if let Some((_, detail)) = block_notes.iter().find(|(k, _)| *k == key) {
+                    row["block"] = detail.clone();
+                }
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if agg.rows.is_empty() && args.active {
+        println!("No block is running now.");
     } else if agg.rows.is_empty() {
         println!(
             "No agent sessions found{}. Run `tokentrace doctor` to see where tokentrace looked.",
@@ -213,6 +263,11 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         );
         // Notes under the table, wrapped to its width like the table's own.
         let note = |text: String| println!("{}", crate::report::wrap(&text, opts.width));
+        for (key, d) in &block_notes {
+            if let Some(line) = block_line(key, d) {
+                note(line);
+            }
+        }
         for (gap, n) in store.known_gaps(&filter)? {
             note(format!(
                 "Note ({n} session(s)): {gap}; their totals cover only what the files record."
@@ -231,4 +286,90 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// input + output + cache read + cache write: what plan limits count.
+fn total_tokens(t: &crate::report::Totals) -> u64 {
+    let k = &t.tokens;
+    k.input + k.output + k.cache_read + k.cache_write
+}
+
+/// Per block row: `{"start","end","first_call","last_call","active","total_tokens","burn","projection",
+/// "token_limit":{"limit","used_share","projected_share","status"}}`; burn rate and projection for running
+/// blocks only.
+fn block_details(
+    agg: &Aggregate,
+    now: i64,
+    limit: Option<u64>,
+) -> Vec<(String, serde_json::Value)> {
+    use crate::status::iso;
+    use serde_json::json;
+    let Some(index) = &agg.blocks else {
+        return Vec::new();
+    };
+    index
+        .all()
+        .filter_map(|(agent, b)| {
+            let key = BlockIndex::key(agent, b);
+            let t = agg.rows.get(&key)?;
+            let total = total_tokens(t);
+            let active = b.is_active(now);
+            let burn = active.then(|| b.burn(total, t.cost_pico));
+            let projection = burn.map(|burn| b.projection(&burn, total, t.cost_pico, now));
+            let projected = projection.map_or(total, |p| p.total_tokens);
+            let limit = limit.map(|l| {
+                json!({
+                    "limit": l,
+                    "used_share": total as f64 / l.max(1) as f64,
+                    "projected_share": projected as f64 / l.max(1) as f64,
+                    "status": blocks::limit_status(projected, l),
+                })
+            });
+            let detail = json!({
+                "start": iso(b.start_ms),
+                "end": iso(b.end_ms),
+                "first_call": iso(b.first_ms),
+                "last_call": iso(b.last_ms),
+                "active": active,
+                "total_tokens": total,
+                "burn": burn,
+                "projection": projection,
+                "token_limit": limit,
+            });
+            Some((key, detail))
+        })
+        .collect()
+}
+
+/// The note under a blocks table for a running block or one past its token limit.
+fn block_line(key: &str, d: &serde_json::Value) -> Option<String> {
+    use crate::status::render::{count, dollars, minutes};
+    let limit = &d["token_limit"];
+    let limit_text = limit["limit"].as_u64().map(|l| {
+        format!(
+            " · {} of {} tokens ({:.0} %, {:.0} % projected){}",
+            count(d["total_tokens"].as_u64().unwrap_or(0)),
+            count(l),
+            limit["used_share"].as_f64().unwrap_or(0.0) * 100.0,
+            limit["projected_share"].as_f64().unwrap_or(0.0) * 100.0,
+            match limit["status"].as_str() {
+                Some("exceeds") => " ⚠ exceeds the limit",
+                Some("warning") => " ⚠ near the limit",
+                _ => "",
+            }
+        )
+    });
+    if d["active"] == true {
+        let p = &d["projection"];
+        return Some(format!(
+            "Running block {key}: {} left · {} tokens/min · {}/h · projected {} tokens, {}{}",
+            minutes(p["remaining_minutes"].as_i64().unwrap_or(0)),
+            count(d["burn"]["tokens_per_minute"].as_f64().unwrap_or(0.0) as u64),
+            dollars(d["burn"]["cost_per_hour_usd"].as_f64().unwrap_or(0.0)),
+            count(p["total_tokens"].as_u64().unwrap_or(0)),
+            dollars(p["cost_usd"].as_f64().unwrap_or(0.0)),
+            limit_text.unwrap_or_default()
+        ));
+    }
+    (limit["status"] == "exceeds").then(|| format!("Block {key}{}", limit_text.unwrap_or_default()))
 }

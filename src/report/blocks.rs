@@ -8,6 +8,10 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
+
+use crate::model::{pico_to_usd, Pico};
+
 /// Length of a block, ms.
 pub const BLOCK_MS: i64 = 5 * 3_600_000;
 
@@ -26,9 +30,92 @@ pub struct Block {
 
 impl Block {
     /// Running at `now_ms`, as ccusage's `isActive` has it: before the block's end and less than 5 h after its
-    /// last call.
+    /// last call (and, for a clock set back, not before its first call).
     pub fn is_active(&self, now_ms: i64) -> bool {
-        now_ms < self.end_ms && now_ms - self.last_ms < BLOCK_MS
+        self.first_ms <= now_ms && now_ms < self.end_ms && now_ms - self.last_ms < BLOCK_MS
+    }
+}
+
+/// Usage per unit of time over a block's calls so far, from its first to its last call (ccusage's
+/// `calculateBurnRate`; zero while the block has a single call).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Burn {
+    pub tokens_per_minute: f64,
+    pub cost_per_hour_usd: f64,
+}
+
+/// What a block will have used at its end if the burn rate holds (ccusage's `projectBlockUsage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Projection {
+    /// input + output + cache read + cache write tokens.
+    pub total_tokens: u64,
+    pub cost_usd: f64,
+    /// Minutes from now to the block's end.
+    pub remaining_minutes: i64,
+}
+
+impl Block {
+    /// The burn rate of a block that has used `total_tokens` and `cost_pico` so far.
+    pub fn burn(&self, total_tokens: u64, cost_pico: Pico) -> Burn {
+        let minutes = (self.last_ms - self.first_ms) as f64 / 60_000.0;
+        if minutes <= 0.0 {
+            return Burn::default();
+        }
+        Burn {
+            tokens_per_minute: total_tokens as f64 / minutes,
+            cost_per_hour_usd: pico_to_usd(cost_pico) / minutes * 60.0,
+        }
+    }
+
+    /// The usage at the block's end if `burn` holds for the whole minutes left from `now_ms` (rounded, as
+    /// ccusage projects; checked against its `blocks --active --json` in tests/blocks.rs).
+    pub fn projection(
+        &self,
+        burn: &Burn,
+        total_tokens: u64,
+        cost_pico: Pico,
+        now_ms: i64,
+    ) -> Projection {
+        let remaining = ((self.end_ms - now_ms).max(0) as f64 / 60_000.0).round();
+        Projection {
+            total_tokens: total_tokens + (burn.tokens_per_minute * remaining).round() as u64,
+            cost_usd: pico_to_usd(cost_pico) + burn.cost_per_hour_usd / 60.0 * remaining,
+            remaining_minutes: remaining as i64,
+        }
+    }
+}
+
+/// A token limit for `report blocks --token-limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenLimit {
+    Tokens(u64),
+    /// The most tokens any finished block used.
+    Max,
+}
+
+impl std::str::FromStr for TokenLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(TokenLimit::Max);
+        }
+        s.replace(['_', ','], "")
+            .parse()
+            .map(TokenLimit::Tokens)
+            .map_err(|_| format!("'{s}' is not a token count or `max`"))
+    }
+}
+
+/// How a block's projected tokens compare with a limit: `ok`, `warning` (past 80 %), `exceeds` (ccusage's
+/// thresholds).
+pub fn limit_status(projected_tokens: u64, limit: u64) -> &'static str {
+    let share = projected_tokens as f64 / limit.max(1) as f64;
+    if share > 1.0 {
+        "exceeds"
+    } else if share > 0.8 {
+        "warning"
+    } else {
+        "ok"
     }
 }
 
@@ -79,6 +166,32 @@ impl BlockIndex {
         let i = blocks.partition_point(|b| b.start_ms <= ts);
         let b = blocks.get(i.checked_sub(1)?)?;
         (ts < b.end_ms).then_some(b)
+    }
+
+    /// The blocks running at `now_ms` only.
+    pub fn only_active(&self, now_ms: i64) -> BlockIndex {
+        let by_agent = self
+            .by_agent
+            .iter()
+            .map(|(a, blocks)| {
+                let active = blocks
+                    .iter()
+                    .filter(|b| b.is_active(now_ms))
+                    .copied()
+                    .collect();
+                (a.clone(), active)
+            })
+            .collect();
+        BlockIndex { by_agent }
+    }
+
+    /// Every block with its agent, in agent then time order.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &Block)> {
+        let mut agents: Vec<&String> = self.by_agent.keys().collect();
+        agents.sort();
+        agents
+            .into_iter()
+            .flat_map(|a| self.by_agent[a].iter().map(move |b| (a.as_str(), b)))
     }
 
     /// A block's row key: its start in UTC and the agent, `2026-12-01T20:00:00Z claude`.

@@ -10,7 +10,7 @@
 //! "tokens":{"input","cache_read","cache_write","output","reasoning"},"cost_usd","burn_rate_usd_per_hour",
 //! "last_write","file"}],"blocks":[{"agent","start","end","remaining_minutes","generations","tokens",
 //! "total_tokens","cost_usd","burn":{"tokens_per_minute","cost_per_hour_usd"},"projected":{"total_tokens",
-//! "cost_usd"}}],"budgets":[{"scope","period","session"?,"limit_usd","spent_usd","share","level"}]}`.
+//! "cost_usd","remaining_minutes"}}],"budgets":[{"scope","period","session"?,"limit_usd","spent_usd","share","level"}]}`.
 
 pub mod budget;
 pub mod render;
@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::model::{pico_to_usd, Usage};
 use crate::report::aggregate::Tokens;
-use crate::report::blocks::{self, Block, BLOCK_MS};
+use crate::report::blocks::{self, Block, Burn, Projection, BLOCK_MS};
 use crate::store::live::{CallSum, SessionSpend};
 use crate::store::Store;
 use budget::{BudgetCheck, BudgetLevel, Budgets};
@@ -114,20 +114,6 @@ pub struct BlockStatus {
     pub cost_usd: f64,
     pub burn: Burn,
     pub projected: Projection,
-}
-
-/// Usage per unit of time over a block's calls so far (first to last call; ccusage's `calculateBurnRate`).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Burn {
-    pub tokens_per_minute: f64,
-    pub cost_per_hour_usd: f64,
-}
-
-/// What a block will have used at its end if the burn rate holds (ccusage's `projectBlockUsage`).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Projection {
-    pub total_tokens: u64,
-    pub cost_usd: f64,
 }
 
 /// Reports' token shape of a usage sum.
@@ -245,30 +231,19 @@ pub fn current_block(store: &Store, agent: &str, now_ms: i64) -> Result<Option<B
 /// A block with ccusage's burn rate (over first to last call) and projection to the block's end.
 pub fn block_status(agent: &str, block: &Block, calls: &CallSum, now_ms: i64) -> BlockStatus {
     let total = total_tokens(&calls.usage);
-    let minutes = (block.last_ms - block.first_ms) as f64 / 60_000.0;
-    let burn = if minutes > 0.0 {
-        Burn {
-            tokens_per_minute: total as f64 / minutes,
-            cost_per_hour_usd: pico_to_usd(calls.cost_pico) / minutes * 60.0,
-        }
-    } else {
-        Burn::default()
-    };
-    let remaining = ((block.end_ms - now_ms).max(0) as f64) / 60_000.0;
+    let burn = block.burn(total, calls.cost_pico);
+    let projected = block.projection(&burn, total, calls.cost_pico, now_ms);
     BlockStatus {
         agent: agent.to_string(),
         start: iso(block.start_ms),
         end: iso(block.end_ms),
-        remaining_minutes: remaining.round() as i64,
+        remaining_minutes: projected.remaining_minutes,
         generations: calls.generations,
         tokens: tokens_of(&calls.usage),
         total_tokens: total,
         cost_usd: pico_to_usd(calls.cost_pico),
         burn,
-        projected: Projection {
-            total_tokens: total + (burn.tokens_per_minute * remaining).round() as u64,
-            cost_usd: pico_to_usd(calls.cost_pico) + burn.cost_per_hour_usd / 60.0 * remaining,
-        },
+        projected,
     }
 }
 
