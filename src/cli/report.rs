@@ -200,7 +200,7 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
                     .all()
                     .filter(|(_, b)| !b.is_active(now))
                     .filter_map(|(a, b)| agg.rows.get(&BlockIndex::key(a, b)))
-                    .map(|t| total_tokens(t))
+                    .map(total_tokens)
                     .max()
                     .unwrap_or(0),
             ),
