@@ -21,6 +21,9 @@
 //! daily_usd = 20                  # also weekly_usd, monthly_usd, session_usd, warn_at = 0.8,
 //!                                 # and [budgets.agent.NAME], [budgets.channel.NAME], [budgets.project.TEXT]
 //!
+//! [runaway]                     # repeat_tool_calls = 5, window_minutes = 10, window_usd, max_model_calls
+//! [alerts]                      # notify = true (notify-send), webhook = "https://…" (Slack / Discord JSON)
+//!
 //! [prices."mock-gpt"]             # USD per million tokens; key `model` or `provider/model`
 //! input = 3.0
 //! output = 15.0
@@ -84,6 +87,12 @@ pub struct Config {
     /// Spending limits (`[budgets]`, see [`crate::status::budget`]): `status` compares spend with them.
     #[serde(default)]
     pub budgets: crate::status::budget::Budgets,
+    /// Runaway detection (`[runaway]`, see [`crate::status::anomaly`]).
+    #[serde(default)]
+    pub runaway: crate::status::anomaly::Runaway,
+    /// Where anomalies are sent (`[alerts]`: `notify`, `webhook`).
+    #[serde(default)]
+    pub alerts: crate::status::anomaly::Alerts,
 }
 
 /// The config file to read: `explicit` (`--config`), `$TOKENTRACE_CONFIG`, else the XDG location.

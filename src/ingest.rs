@@ -154,6 +154,11 @@ impl Enricher {
     }
 
     /// The pricer applied to every generation (also used to re-price the store when prices change).
+    /// The config this enrichment was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn pricer(&self) -> &Pricer {
         &self.pricer
     }

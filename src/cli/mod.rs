@@ -321,6 +321,7 @@ impl Context {
         enricher: &Enricher,
         show_progress: bool,
     ) -> Result<ImportSummary> {
+        let started = jiff::Timestamp::now().as_millisecond();
         let (summary, _) = import_roots(
             store,
             &self.roots(src)?,
@@ -328,6 +329,9 @@ impl Context {
             enricher,
             show_progress,
         )?;
+        if summary.files_read > 0 {
+            detect_anomalies(store, enricher.config(), started, false)?;
+        }
         Ok(summary)
     }
 }
@@ -353,6 +357,40 @@ fn import_roots(
     let mut summary = ingest::import(store, &found.files, enricher, show_progress)?;
     summary.add_problems(&found.problems);
     Ok((summary, found.files))
+}
+
+/// Runs the runaway and budget checks ([`crate::status::anomaly`]) on the sessions imported since `since_ms`
+/// (wall clock) and logs what they find for the first time (through `tracing` in a `service`, else on stderr).
+fn detect_anomalies(
+    store: &mut Store,
+    config: &Config,
+    since_ms: i64,
+    service: bool,
+) -> Result<()> {
+    let found = crate::status::anomaly::detect(
+        store,
+        &config.runaway,
+        &config.budgets,
+        &jiff::tz::TimeZone::system(),
+        since_ms,
+        status::now_ms(),
+    )?;
+    for a in found {
+        let session = a
+            .session_key
+            .split_once(':')
+            .map_or(a.session_key.as_str(), |(_, id)| id);
+        let what = a.kind.replace('_', " ");
+        if service {
+            tracing::warn!("{what} in session {session}: {}", a.message);
+        } else {
+            eprintln!(
+                "tokentrace: warning: {what} in session {session}: {}",
+                a.message
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `$XDG_DATA_HOME/tokentrace`, else `~/.local/share/tokentrace`.

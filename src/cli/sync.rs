@@ -146,6 +146,18 @@ fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
     if let Some(ep) = &metrics_endpoint {
         endpoint::check_transport(ep, ctx.config.allow_insecure)?;
     }
+    // Runaway and budget alerts ([alerts] in the config): sent once each, whatever backends there are.
+    let alerted = sinks::alerts::send_due(
+        &store,
+        &ctx.config.alerts,
+        jiff::Timestamp::now().as_millisecond(),
+    )?;
+    if alerted.failed > 0 {
+        eprintln!(
+            "tokentrace: {} alert(s) could not be delivered to the webhook; the next sync or watch retries",
+            alerted.failed
+        );
+    }
     if endpoints.is_empty() && metrics_endpoint.is_none() {
         if args.json {
             println!(

@@ -127,6 +127,7 @@ struct Importer {
 impl Importer {
     /// A full discovery and import, as `report` does.
     fn rescan(&mut self, show_progress: bool) -> Result<ImportSummary> {
+        let started = jiff::Timestamp::now().as_millisecond();
         let (summary, files) = super::import_roots(
             &mut self.store,
             &self.roots,
@@ -137,7 +138,7 @@ impl Importer {
         for f in files {
             self.known.insert(f.path, f.agent);
         }
-        self.count(&summary);
+        self.count(&summary, started)?;
         Ok(summary)
     }
 
@@ -191,6 +192,7 @@ impl Importer {
         if files.is_empty() {
             return Ok(ImportSummary::default());
         }
+        let started = jiff::Timestamp::now().as_millisecond();
         let summary = ingest::import_with(
             &mut self.store,
             &files,
@@ -200,17 +202,21 @@ impl Importer {
         for f in files {
             self.known.insert(f.path, f.agent);
         }
-        self.count(&summary);
+        self.count(&summary, started)?;
         Ok(summary)
     }
 
-    fn count(&mut self, summary: &ImportSummary) {
+    fn count(&mut self, summary: &ImportSummary, since_ms: i64) -> Result<()> {
+        if summary.files_read > 0 {
+            super::detect_anomalies(&mut self.store, self.enricher.config(), since_ms, true)?;
+        }
         self.files_read += summary.files_read;
         self.records += summary.records;
         self.warnings += summary.warnings;
         for w in &summary.warning_samples {
             tracing::warn!("{w}");
         }
+        Ok(())
     }
 }
 
@@ -325,6 +331,7 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
         warnings: 0,
     };
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let alerts_running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let first = importer.rescan(interactive)?;
     print_import_warnings(&first);
     release_freed_memory();
@@ -430,6 +437,12 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
         } else {
             Ok(ImportSummary::default())
         };
+        // Alerts for anomalies the import found (and retries of failed ones), on a thread of their own.
+        crate::sinks::alerts::spawn_send(
+            ctx.store_path(),
+            importer.enricher.config().alerts.clone(),
+            alerts_running.clone(),
+        );
         match result {
             Ok(summary) if summary.records > 0 => {
                 tracing::debug!(

@@ -222,6 +222,7 @@ pub fn trace_spans(trace: &ExportTrace, settings: &ExportSettings) -> Vec<Span> 
         end_time_unix_nano: nanos(end),
         attributes: root_attrs,
         status: root_status,
+        events: anomaly_events(trace, start),
         ..Default::default()
     }];
     let messages = langfuse::generation_messages(trace);
@@ -254,6 +255,37 @@ pub fn trace_spans(trace: &ExportTrace, settings: &ExportSettings) -> Vec<Span> 
         });
     }
     spans
+}
+
+/// One `tokentrace.anomaly` event per runaway or budget anomaly reported on the trace, at the time it happened:
+/// `tokentrace.anomaly.kind` (`repeated_tool_call`, `cost_window`, `model_calls`, `budget`), `.value` (calls in
+/// a row, USD, model calls), `.limit` and `.message`. Only numbers and tool names: never arguments.
+fn anomaly_events(trace: &ExportTrace, start: i64) -> Vec<span::Event> {
+    trace
+        .anomalies
+        .iter()
+        .map(|a| span::Event {
+            time_unix_nano: nanos(a.at_ms.unwrap_or(start)),
+            name: "tokentrace.anomaly".into(),
+            attributes: vec![
+                s("tokentrace.anomaly.kind", a.kind.clone()),
+                KeyValue {
+                    key: "tokentrace.anomaly.value".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::DoubleValue(a.value)),
+                    }),
+                },
+                KeyValue {
+                    key: "tokentrace.anomaly.limit".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::DoubleValue(a.limit)),
+                    }),
+                },
+                s("tokentrace.anomaly.message", a.message.clone()),
+            ],
+            dropped_attributes_count: 0,
+        })
+        .collect()
 }
 
 /// Adds `langfuse.observation.level` / `.status_message` for a level other than DEFAULT; returns the span

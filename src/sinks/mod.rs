@@ -14,6 +14,7 @@
 //! ([`LEASE_TTL`], renewed while it works; a killed holder's lease is taken over at once on the same host,
 //! else when it expires), and a second `sync` waits for it within its retry budget.
 
+pub mod alerts;
 pub mod encode;
 pub mod endpoint;
 pub mod http;
@@ -913,6 +914,7 @@ mod tests {
             end_ms: Some(3_000),
             input: Some("read the logs".into()),
             output: None,
+            anomalies: Vec::new(),
             session: SessionRow {
                 key: "pi:s".into(),
                 agent: "pi".into(),

@@ -10,6 +10,7 @@
 //! | `tool_is_error` | observation | 1 on each failed tool call |
 //! | `session_had_errors` | session | 1 when any observation of the session is an ERROR |
 //! | `session_cost_usd` | session | the session's cost as tokentrace prices it (USD) |
+//! | `anomaly_repeated_tool_call`, `anomaly_cost_window`, `anomaly_model_calls`, `anomaly_budget` | trace | the measured number of a runaway or budget anomaly on the prompt (calls in a row, USD, model calls, USD spent) |
 //!
 //! Score ids are deterministic (from the trace / observation or the session, and the name), so a re-sent score
 //! replaces the earlier one: a session's scores are posted once per session (with `sessionId`) and updated in
@@ -119,6 +120,19 @@ pub fn for_trace(trace: &ExportTrace, environment: Option<&str>) -> Vec<Score> {
     }
     for t in tools.iter().filter(|o| o.level == Level::Error) {
         out.push(make("tool_is_error", 1.0, "BOOLEAN", Some(&t.id)));
+    }
+    for a in &trace.anomalies {
+        let name = match a.kind.as_str() {
+            "repeated_tool_call" => "anomaly_repeated_tool_call",
+            "cost_window" => "anomaly_cost_window",
+            "model_calls" => "anomaly_model_calls",
+            _ => "anomaly_budget",
+        };
+        // One score per kind and trace: the largest number when several anomalies of a kind share a prompt.
+        match out.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.value = s.value.max(a.value),
+            None => out.push(make(name, a.value, "NUMERIC", None)),
+        }
     }
     out
 }

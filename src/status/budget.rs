@@ -161,7 +161,7 @@ pub fn worst(checks: &[BudgetCheck]) -> BudgetLevel {
 
 /// Whether a budget scope covers a session: `all`; the agent or channel by name; a project by a substring of
 /// the working directory (as `report --project`).
-fn covers(scope: &str, s: &SessionSpend) -> bool {
+pub fn covers(scope: &str, s: &SessionSpend) -> bool {
     match scope.split_once(':') {
         None => true,
         Some(("agent", name)) => s.agent == name,

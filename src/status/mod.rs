@@ -8,10 +8,11 @@
 //! `{"now","status":"ok|near|over","spend":{"today_usd","week_usd","month_usd"},"sessions":[{"agent",
 //! "session_id","project","cwd","channel","model","state":"working|idle|ended","prompts","generations",
 //! "tokens":{"input","cache_read","cache_write","output","reasoning"},"cost_usd","burn_rate_usd_per_hour",
-//! "last_write","file"}],"blocks":[{"agent","start","end","remaining_minutes","generations","tokens",
+//! "last_write","file","anomalies":[{"kind","value","limit","message"}]}],"blocks":[{"agent","start","end","remaining_minutes","generations","tokens",
 //! "total_tokens","cost_usd","burn":{"tokens_per_minute","cost_per_hour_usd"},"projected":{"total_tokens",
 //! "cost_usd","remaining_minutes"}}],"budgets":[{"scope","period","session"?,"limit_usd","spent_usd","share","level"}]}`.
 
+pub mod anomaly;
 pub mod budget;
 pub mod render;
 pub mod state;
@@ -93,11 +94,22 @@ pub struct SessionStatus {
     /// When the session's file was last written (RFC 3339, UTC).
     pub last_write: String,
     pub file: Option<String>,
+    /// Runaway and budget anomalies found in the session (`kind`, `value`, `limit`, `message`).
+    pub anomalies: Vec<AnomalyStatus>,
     /// Internal: the session's cost in pico-USD, for budgets.
     #[serde(skip)]
     pub cost_pico: i64,
     #[serde(skip)]
     pub key: String,
+}
+
+/// An anomaly as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnomalyStatus {
+    pub kind: String,
+    pub value: f64,
+    pub limit: f64,
+    pub message: String,
 }
 
 /// The running 5-hour block of an agent, with ccusage's burn rate and projection.
@@ -212,6 +224,16 @@ fn session_status(
         cwd: row.cwd,
         channel: row.channel,
         file: row.file,
+        anomalies: store
+            .anomalies_of_session(&row.key)?
+            .into_iter()
+            .map(|a| AnomalyStatus {
+                kind: a.kind,
+                value: a.value,
+                limit: a.limit,
+                message: a.message,
+            })
+            .collect(),
         key: row.key,
     })
 }

@@ -123,6 +123,11 @@ pub fn screen(snap: &Snapshot, active_minutes: i64) -> String {
     for r in &rows {
         let _ = writeln!(out, "{}", line(r));
     }
+    for s in &snap.sessions {
+        for a in &s.anomalies {
+            let _ = writeln!(out, "⚠ {} {}: {}", s.agent, short_id(&s.key), a.message);
+        }
+    }
     out
 }
 

@@ -92,6 +92,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0012_spend_index.sql"),
     },
+    Migration {
+        version: 13,
+        what: "runaway and budget anomalies",
+        prepare: None,
+        sql: include_str!("migrations/0013_anomalies.sql"),
+    },
 ];
 
 /// The schema version this build writes.

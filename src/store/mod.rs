@@ -4,6 +4,7 @@
 //! file's offset and parser checkpoint together, so a crash at any point loses and duplicates nothing.
 //! Reads for reports, `show` and `doctor` are in [`read`].
 
+pub mod anomalies;
 pub mod live;
 mod lock;
 mod migrate;
@@ -382,6 +383,10 @@ impl Store {
             params![key, value],
         )?;
         Ok(())
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     pub(crate) fn conn(&self) -> &Connection {

@@ -73,6 +73,8 @@ pub struct ExportTrace {
     pub output: Option<String>,
     pub session: SessionRow,
     pub observations: Vec<ExportObservation>,
+    /// Runaway and budget anomalies reported on this trace (span events and Langfuse scores).
+    pub anomalies: Vec<super::anomalies::Anomaly>,
 }
 
 /// Backlog of one sink.
@@ -246,6 +248,7 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let anomalies = self.anomalies_of_trace(&t.id)?;
         Ok(Some(ExportTrace {
             id: t.id,
             root_span_id: t.root_span_id,
@@ -256,6 +259,7 @@ impl Store {
             output: t.output,
             session,
             observations,
+            anomalies,
         }))
     }
 
