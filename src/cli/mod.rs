@@ -345,11 +345,9 @@ fn import_roots(
     enricher: &Enricher,
     show_progress: bool,
 ) -> Result<(ImportSummary, Vec<DiscoveredFile>)> {
-    let known = store.files()?;
+    let known = store.file_agents()?;
     let found = sources::scan(roots, agents, |path| {
-        known
-            .get(path.to_str()?)
-            .and_then(|f| Agent::parse(&f.agent))
+        known.get(path.to_str()?).and_then(|a| Agent::parse(a))
     });
     drop(known);
     // Prices follow the config: costs imported under other prices are re-priced first.
