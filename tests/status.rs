@@ -175,19 +175,7 @@ fn budgets_set_the_exit_code_and_the_state_file() {
     let run = common::repo().join("tests/fixtures/recorded/claude/claude-2.1.332/run23-multi/home");
     let home = tmp.path().join("home");
     common::copy_tree(&run, &home);
-    let report = json_of(
-        common::tokentrace(
-            &data,
-            &[
-                "report",
-                "session",
-                "--json",
-                "--path",
-                home.to_str().unwrap(),
-            ],
-        ),
-        "report",
-    );
+    let (report, _) = common::report_session_in(&data, &home, &[]);
     let cost = report["totals"]["cost_usd"].as_f64().unwrap();
     assert!(cost > 0.0);
     let state = tmp.path().join("state.json");
