@@ -9,6 +9,10 @@
 //! redact = ["my-company-secret"]  # literals to redact (≥ 8 chars)
 //! hash_paths = false              # store project paths as hashes
 //! allow_insecure = false          # send credentials over plain http to non-loopback hosts
+//! metrics_project_label = false   # label metrics with the project (one series per project)
+//!
+//! [resource]                      # resource attributes of every export (OTEL_RESOURCE_ATTRIBUTES wins)
+//! "team.id" = "payments"
 //!
 //! [capture_fields]                # per-field overrides of the capture policy
 //! tool_output = false
@@ -17,12 +21,12 @@
 //! path = "~/bots/telegram"
 //! channel = "telegram"
 //!
-//! [budgets]                     # USD limits; `tokentrace status` exits 10 near one, 11 over one
+//! [budgets]                       # USD limits; `tokentrace status` exits 10 near one, 11 over one
 //! daily_usd = 20                  # also weekly_usd, monthly_usd, session_usd, warn_at = 0.8,
 //!                                 # and [budgets.agent.NAME], [budgets.channel.NAME], [budgets.project.TEXT]
 //!
-//! [runaway]                     # repeat_tool_calls = 5, window_minutes = 10, window_usd, max_model_calls
-//! [alerts]                      # notify = true (notify-send), webhook = "https://…" (Slack / Discord JSON)
+//! [runaway]                       # repeat_tool_calls = 5, window_minutes = 10, window_usd, max_model_calls
+//! [alerts]                        # notify = true (notify-send), webhook = "https://…" (Slack / Discord JSON)
 //!
 //! [prices."mock-gpt"]             # USD per million tokens; key `model` or `provider/model`
 //! input = 3.0
@@ -87,6 +91,14 @@ pub struct Config {
     /// Spending limits (`[budgets]`, see [`crate::status::budget`]): `status` compares spend with them.
     #[serde(default)]
     pub budgets: crate::status::budget::Budgets,
+    /// Resource attributes of everything exported (`[resource]`: `"user.email" = "…"`, `"team.id" = "…"`);
+    /// `OTEL_RESOURCE_ATTRIBUTES` wins for a key both set.
+    #[serde(default)]
+    pub resource: std::collections::BTreeMap<String, String>,
+    /// Label metrics with the project (the last component of the session's working directory): one series
+    /// per project, so off by default.
+    #[serde(default)]
+    pub metrics_project_label: bool,
     /// Runaway detection (`[runaway]`, see [`crate::status::anomaly`]).
     #[serde(default)]
     pub runaway: crate::status::anomaly::Runaway,

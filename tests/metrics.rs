@@ -183,6 +183,91 @@ fn metrics_sum_to_the_report_per_agent_and_per_model_without_session_or_trace_id
     }
 }
 
+/// pi and oh-my-pi sessions also appear under the pi-otel-telemetry extension's names (DESIGN §6): prompts,
+/// turns (model calls), tool calls and tokens equal the report's for those two agents, by model and by tool.
+#[test]
+fn pi_sessions_also_carry_the_pi_otel_telemetry_names() {
+    let data = tempfile::tempdir().unwrap();
+    let samples = parse(&import(data.path()));
+    let doc: Value = serde_json::from_slice(&tokentrace(
+        data.path(),
+        &["report", "agent", "--json", "--no-import"],
+    ))
+    .unwrap();
+    let mut want = [0.0f64; 5];
+    for row in doc["rows"].as_array().unwrap() {
+        if !["pi", "omp"].contains(&row["key"].as_str().unwrap()) {
+            continue;
+        }
+        let t = &row["tokens"];
+        let n = |k: &str| t[k].as_f64().unwrap();
+        for (w, v) in want.iter_mut().zip([
+            row["prompts"].as_f64().unwrap(),
+            row["generations"].as_f64().unwrap(),
+            row["tool_calls"].as_f64().unwrap(),
+            n("input") + n("cache_read") + n("cache_write"),
+            n("output"),
+        ]) {
+            *w += v;
+        }
+    }
+    assert!(want.iter().all(|v| *v > 0.0), "{want:?}");
+    let total = |name: &str| {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    let got = [
+        total("pi_prompts_total"),
+        total("pi_turns_total"),
+        total("pi_tool_calls_total"),
+        total("pi_tokens_input_total"),
+        total("pi_tokens_output_total"),
+    ];
+    assert_eq!(
+        got, want,
+        "prompts, turns, tool calls, input and output tokens"
+    );
+    for s in samples
+        .iter()
+        .filter(|s| s.name.starts_with("pi_tokens_") || s.name == "pi_turns_total")
+    {
+        assert_eq!(s.labels.keys().collect::<Vec<_>>(), ["model"], "{s:?}");
+    }
+    for s in samples.iter().filter(|s| s.name == "pi_tool_calls_total") {
+        assert_eq!(s.labels.keys().collect::<Vec<_>>(), ["tool"], "{s:?}");
+    }
+    // The project label is opt-in.
+    assert!(samples
+        .iter()
+        .all(|s| !s.labels.contains_key("tokentrace_project")));
+    let config = data.path().join("config.toml");
+    std::fs::write(&config, "metrics_project_label = true\n").unwrap();
+    let with = parse(
+        &String::from_utf8(tokentrace(
+            data.path(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "metrics",
+                "--no-import",
+            ],
+        ))
+        .unwrap(),
+    );
+    let projects = sum_by(&with, "tokentrace_generations_total", "tokentrace_project");
+    assert!(
+        projects.len() >= 3 && !projects.contains_key(""),
+        "{projects:?}"
+    );
+    assert_eq!(
+        projects.values().sum::<f64>(),
+        total("tokentrace_generations_total")
+    );
+}
+
 #[test]
 fn promtool_accepts_the_exposition() {
     if Command::new("promtool").arg("--version").output().is_err() {

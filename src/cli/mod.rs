@@ -276,7 +276,8 @@ impl Context {
     /// `extra` (`--metrics-compat`). Errors: an unknown name.
     pub fn metrics_compat(&self, extra: &[String]) -> Result<crate::metrics::collect::Compat> {
         let names: Vec<&String> = self.config.metrics_compat.iter().chain(extra).collect();
-        let compat = crate::metrics::collect::Compat::parse(&names)?;
+        let mut compat = crate::metrics::collect::Compat::parse(&names)?;
+        compat.project = self.config.metrics_project_label;
         if compat.claude_code {
             if let Some(place) = self.claude_telemetry_on() {
                 eprintln!(

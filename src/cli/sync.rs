@@ -31,7 +31,8 @@ pub struct SyncArgs {
     pub json: bool,
 }
 
-/// Delivery settings from the environment: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+/// Delivery settings from the environment: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` (plus the config's
+/// `[resource]`),
 /// `LANGFUSE_ENVIRONMENT`, `LANGFUSE_RELEASE`, `TOKENTRACE_SAMPLE_RATE`, `TOKENTRACE_BATCH_SPANS` (spans per
 /// request, default 2000), tags from `TOKENTRACE_TAGS` / config.
 pub fn delivery_options(ctx: &Context) -> Result<DeliveryOptions> {
@@ -49,10 +50,17 @@ pub fn delivery_options(ctx: &Context) -> Result<DeliveryOptions> {
         }
         None => 1.0,
     };
-    let resource_attributes = match env.var("OTEL_RESOURCE_ATTRIBUTES") {
+    let mut resource_attributes = match env.var("OTEL_RESOURCE_ATTRIBUTES") {
         Some(list) => endpoint::parse_pairs("OTEL_RESOURCE_ATTRIBUTES", list)?,
         None => Vec::new(),
     };
+    // Identity and team attributes from the config's `[resource]` (`user.email`, `team.id`, …); the
+    // environment's win.
+    for (k, v) in &ctx.config.resource {
+        if !resource_attributes.iter().any(|(key, _)| key == k) {
+            resource_attributes.push((k.clone(), v.clone()));
+        }
+    }
     let environment = env
         .var("LANGFUSE_ENVIRONMENT")
         .map(str::to_string)

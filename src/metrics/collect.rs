@@ -152,6 +152,17 @@ const SESSION_DURATION: usize = 15;
 const CC_TOKENS: usize = 16;
 const CC_COST: usize = 17;
 const CC_SESSIONS: usize = 18;
+const PI_TOKENS_INPUT: usize = 19;
+const PI_TOKENS_OUTPUT: usize = 20;
+const PI_PROMPTS: usize = 21;
+const PI_TURNS: usize = 22;
+const PI_TOOL_CALLS: usize = 23;
+const PI_TOOL_ERRORS: usize = 24;
+const PI_TOOL_DURATION: usize = 25;
+const PI_SESSION_DURATION: usize = 26;
+
+/// Agents whose sessions also get the `pi.*` names: pi and its fork oh-my-pi.
+const PI_AGENTS: &[&str] = &["pi", "omp"];
 
 /// Every family, without series, in the order [`Snapshot::families`] lists them.
 pub fn families() -> Vec<Family> {
@@ -263,6 +274,36 @@ pub fn families() -> Vec<Family> {
             Counter,
             "Claude Code sessions, as Claude Code's telemetry names them",
         ),
+        // pi and oh-my-pi sessions also under the names of the pi-otel-telemetry extension (DESIGN §6), so that
+        // its Grafana dashboard shows them: label `model` on tokens and turns, `tool` on tool series.
+        Family::new(
+            "pi.tokens.input",
+            "{token}",
+            Counter,
+            "pi input tokens, cache reads and writes included",
+        ),
+        Family::new("pi.tokens.output", "{token}", Counter, "pi output tokens"),
+        Family::new("pi.prompts", "{prompt}", Counter, "pi user prompts"),
+        Family::new(
+            "pi.turns",
+            "{turn}",
+            Counter,
+            "pi turns (one model response and the tools it asked for)",
+        ),
+        Family::new("pi.tool.calls", "{call}", Counter, "pi tool calls"),
+        Family::new("pi.tool.errors", "{call}", Counter, "pi tool calls that failed"),
+        Family::new(
+            "pi.tool.duration",
+            "s",
+            Histogram(SECONDS_BOUNDS),
+            "Duration of pi tool calls",
+        ),
+        Family::new(
+            "pi.session.duration",
+            "s",
+            Histogram(SESSION_BOUNDS),
+            "Duration of pi sessions, first to last record",
+        ),
     ]
 }
 
@@ -274,6 +315,9 @@ pub struct Compat {
     /// `claude_code.session.count` for Claude Code sessions (Prometheus: `claude_code_token_usage_tokens_total`,
     /// `claude_code_cost_usage_USD_total`, `claude_code_session_count_total`).
     pub claude_code: bool,
+    /// Not a name set: label every series of a session with `tokentrace.project`, the last component of its
+    /// working directory (config `metrics_project_label`; one series per project, so off by default).
+    pub project: bool,
 }
 
 impl Compat {
@@ -305,6 +349,8 @@ struct SessionLabels {
     agent: String,
     channel: Option<String>,
     user: Option<String>,
+    /// With [`Compat::project`] only.
+    project: Option<String>,
 }
 
 impl SessionLabels {
@@ -312,8 +358,14 @@ impl SessionLabels {
         let mut l = Labels::new();
         push(&mut l, "tokentrace.agent", Some(&self.agent));
         push(&mut l, "tokentrace.channel", self.channel.as_deref());
+        push(&mut l, "tokentrace.project", self.project.as_deref());
         push(&mut l, "user.id", self.user.as_deref());
+        l.sort();
         l
+    }
+
+    fn is_pi(&self) -> bool {
+        PI_AGENTS.contains(&self.agent.as_str())
     }
 }
 
@@ -345,6 +397,12 @@ pub fn for_each_sample(
             agent: s.agent.clone(),
             channel: s.channel.clone(),
             user: s.user.clone(),
+            project: s
+                .cwd
+                .as_deref()
+                .filter(|_| compat.project)
+                .and_then(|c| std::path::Path::new(c).file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
         };
         let l = labels.labels();
         each(s.start_ms, SESSIONS, &l, 1.0);
@@ -352,12 +410,11 @@ pub fn for_each_sample(
             each(s.start_ms, CC_SESSIONS, &Labels::new(), 1.0);
         }
         if let (Some(start), Some(end)) = (s.start_ms, s.end_ms) {
-            each(
-                Some(end),
-                SESSION_DURATION,
-                &l,
-                (end - start).max(0) as f64 / 1000.0,
-            );
+            let secs = (end - start).max(0) as f64 / 1000.0;
+            each(Some(end), SESSION_DURATION, &l, secs);
+            if labels.is_pi() {
+                each(Some(end), PI_SESSION_DURATION, &Labels::new(), secs);
+            }
         }
         by_key.insert(s.key, labels);
     }
@@ -386,6 +443,9 @@ pub fn for_each_sample(
                     );
                 }
                 each(at, CC_COST, &vec![model], fact.cost_pico as f64 / 1e12);
+            }
+            if session.is_pi() {
+                pi_sample(&fact, at, &mut each);
             }
             let mut l = session.labels();
             match fact.kind {
@@ -433,4 +493,30 @@ pub fn for_each_sample(
             }
         },
     )
+}
+
+/// One fact of a pi or oh-my-pi session under the pi-otel-telemetry names.
+fn pi_sample(
+    fact: &crate::store::read::Fact,
+    at: Option<i64>,
+    each: &mut impl FnMut(Option<i64>, usize, &Labels, f64),
+) {
+    match fact.kind {
+        FactKind::Prompt => each(at, PI_PROMPTS, &Labels::new(), 1.0),
+        FactKind::Generation => {
+            let l: Labels = vec![("model", fact.name.clone())];
+            each(at, PI_TOKENS_INPUT, &l, fact.usage.prompt_tokens() as f64);
+            each(at, PI_TOKENS_OUTPUT, &l, fact.usage.output as f64);
+            each(at, PI_TURNS, &l, 1.0);
+        }
+        FactKind::Tool => {
+            let l: Labels = vec![("tool", fact.name.clone())];
+            each(at, PI_TOOL_CALLS, &l, 1.0);
+            each(at, PI_TOOL_ERRORS, &l, if fact.error { 1.0 } else { 0.0 });
+            if let Some(ms) = fact.duration_ms {
+                each(at, PI_TOOL_DURATION, &l, ms.max(0) as f64 / 1000.0);
+            }
+        }
+        FactKind::Subagent => {}
+    }
 }
