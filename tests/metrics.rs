@@ -609,6 +609,39 @@ fn metrics_compat_claude_code_adds_claude_codes_own_series_for_claude_sessions_o
         .sum();
     let claude_sessions = sum_by(&plain, "tokentrace_sessions_total", "tokentrace_agent")["claude"];
     assert_eq!(sessions, claude_sessions);
+    assert!(
+        samples.iter().all(|s| !s.name.starts_with("codex_")),
+        "codex only when asked"
+    );
+
+    // `codex`: Codex's token histogram for Codex sessions, its sums equal to the report.
+    let codex = parse(
+        &String::from_utf8(tokentrace(
+            data.path(),
+            &["metrics", "--no-import", "--metrics-compat", "codex"],
+        ))
+        .unwrap(),
+    );
+    let sums = sum_by(&codex, "codex_turn_token_usage_sum", "token_type");
+    let row = agents["codex"];
+    assert_eq!(sums["input"], row[0]);
+    assert_eq!(sums["cached_input"], row[2]);
+    assert_eq!(sums["output"], row[1]);
+    assert_eq!(sums["total"], row[0] + row[1]);
+    let calls: f64 = codex
+        .iter()
+        .filter(|s| s.name == "codex_turn_token_usage_count" && s.labels["token_type"] == "total")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(calls, row[5], "one observation per model call");
+    for s in codex
+        .iter()
+        .filter(|s| s.name.starts_with("codex_turn_token_usage"))
+    {
+        let mut keys: Vec<&str> = s.labels.keys().map(String::as_str).collect();
+        keys.retain(|k| *k != "le");
+        assert_eq!(keys, ["model", "token_type"], "{s:?}");
+    }
 }
 
 #[test]

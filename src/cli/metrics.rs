@@ -30,7 +30,8 @@ pub struct MetricsArgs {
     pub command: Option<MetricsCommand>,
     /// Also emit an agent's own metric names for its sessions, so that dashboards built on its telemetry
     /// show the history: claude_code (claude_code_token_usage_tokens_total{type,model},
-    /// claude_code_cost_usage_USD_total{model}, claude_code_session_count_total). Config: metrics_compat.
+    /// claude_code_cost_usage_USD_total{model}, claude_code_session_count_total) and codex
+    /// (codex_turn_token_usage{model,token_type}). Config: metrics_compat.
     #[arg(long, global = true, value_delimiter = ',', value_name = "AGENT")]
     pub metrics_compat: Vec<String>,
     #[command(flatten)]

@@ -72,7 +72,7 @@ pub struct WatchArgs {
     /// models, tools, channels and users.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Also serve and push an agent's own metric names for its sessions (claude_code); see `metrics --help`.
+    /// Also serve and push an agent's own metric names for its sessions (claude_code, codex); see `metrics --help`.
     #[arg(long, value_delimiter = ',', value_name = "AGENT")]
     pub metrics_compat: Vec<String>,
 }

@@ -160,6 +160,7 @@ const PI_TOOL_CALLS: usize = 23;
 const PI_TOOL_ERRORS: usize = 24;
 const PI_TOOL_DURATION: usize = 25;
 const PI_SESSION_DURATION: usize = 26;
+const CODEX_TOKENS: usize = 27;
 
 /// Agents whose sessions also get the `pi.*` names: pi and its fork oh-my-pi.
 const PI_AGENTS: &[&str] = &["pi", "omp"];
@@ -304,6 +305,15 @@ pub fn families() -> Vec<Family> {
             Histogram(SESSION_BOUNDS),
             "Duration of pi sessions, first to last record",
         ),
+        // `--metrics-compat codex`: Codex's own token instrument for Codex sessions, labels `model` and
+        // `token_type` (input includes cached input, output includes reasoning, total = input + output). One
+        // observation per model call (Codex observes once per turn: the sums agree, the counts do not).
+        Family::new(
+            "codex.turn.token_usage",
+            "{token}",
+            Histogram(TOKEN_BOUNDS),
+            "Codex tokens by token_type (input, cached_input, output, reasoning_output, total), as Codex's telemetry names them",
+        ),
     ]
 }
 
@@ -315,6 +325,9 @@ pub struct Compat {
     /// `claude_code.session.count` for Claude Code sessions (Prometheus: `claude_code_token_usage_tokens_total`,
     /// `claude_code_cost_usage_USD_total`, `claude_code_session_count_total`).
     pub claude_code: bool,
+    /// Codex's `codex.turn.token_usage{model,token_type}` for Codex sessions (Prometheus:
+    /// `codex_turn_token_usage_sum`, `_count`, `_bucket`).
+    pub codex: bool,
     /// Not a name set: label every series of a session with `tokentrace.project`, the last component of its
     /// working directory (config `metrics_project_label`; one series per project, so off by default).
     pub project: bool,
@@ -327,9 +340,12 @@ impl Compat {
         for name in names {
             match name.as_ref().trim() {
                 "claude_code" => compat.claude_code = true,
+                "codex" => compat.codex = true,
                 "" => {}
                 other => {
-                    anyhow::bail!("unknown metrics compatibility '{other}': expected claude_code")
+                    anyhow::bail!(
+                        "unknown metrics compatibility '{other}': expected claude_code or codex"
+                    )
                 }
             }
         }
@@ -446,6 +462,19 @@ pub fn for_each_sample(
             }
             if session.is_pi() {
                 pi_sample(&fact, at, &mut each);
+            }
+            if compat.codex && session.agent == "codex" && fact.kind == FactKind::Generation {
+                let u = fact.usage;
+                for (kind, n) in [
+                    ("input", u.prompt_tokens()),
+                    ("cached_input", u.cache_read),
+                    ("output", u.output),
+                    ("reasoning_output", u.reasoning),
+                    ("total", u.prompt_tokens() + u.output),
+                ] {
+                    let l: Labels = vec![("model", fact.name.clone()), ("token_type", kind.into())];
+                    each(at, CODEX_TOKENS, &l, n as f64);
+                }
             }
             let mut l = session.labels();
             match fact.kind {
