@@ -32,25 +32,23 @@ fn sum_by(port: u16, metric: &str, label: &str) -> std::collections::BTreeMap<St
         .unwrap_or_default()
 }
 
-#[test]
-fn otlp_metrics_reach_victoriametrics_with_the_reports_totals() {
+/// A VictoriaMetrics on a free port with its data in `dir`, up and healthy; `None` (skipped, or failed under
+/// `TOKENTRACE_REQUIRE_BACKENDS`) when it is not installed.
+fn start_vm(dir: &std::path::Path) -> Option<(Killed, u16)> {
     let Some(vm) =
         std::env::var_os("VICTORIA_METRICS").filter(|p| std::path::Path::new(p).exists())
     else {
-        return common::skip_missing(
+        common::skip_missing(
             "VictoriaMetrics (VICTORIA_METRICS)",
             "scripts/test installs it into target/vm",
         );
+        return None;
     };
-    let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _vm = Killed(
+    let vm = Killed(
         Command::new(vm)
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!(
-                "-storageDataPath={}",
-                dir.path().join("vm").display()
-            ))
+            .arg(format!("-storageDataPath={}", dir.join("vm").display()))
             // Instant queries see the newest points at once (the default hides the last 30 s).
             .arg("-search.latencyOffset=0")
             .arg("-search.disableCache")
@@ -64,6 +62,15 @@ fn otlp_metrics_reach_victoriametrics_with_the_reports_totals() {
         assert!(Instant::now() < until, "VictoriaMetrics did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+    Some((vm, port))
+}
+
+#[test]
+fn otlp_metrics_reach_victoriametrics_with_the_reports_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_vm, port)) = start_vm(dir.path()) else {
+        return;
+    };
     let data = dir.path().join("data");
     let out = common::recordings_command(
         &data,
@@ -118,4 +125,90 @@ fn otlp_metrics_reach_victoriametrics_with_the_reports_totals() {
         );
     }
     assert_eq!(cost.len(), rows.len(), "{cost:?}");
+}
+
+/// `metrics export` (OpenMetrics with timestamps) goes into VictoriaMetrics through its import API
+/// (`/api/v1/import/prometheus`), and the cumulative cost at the end of each reported day there equals the sum
+/// of `report daily` up to that day.
+#[test]
+fn the_exported_history_imports_into_victoriametrics_with_each_days_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_vm, port)) = start_vm(dir.path()) else {
+        return;
+    };
+    let data = dir.path().join("data");
+    let export = common::recordings_command(&data, &["metrics", "export", "--step", "1h"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "POST /api/v1/import/prometheus HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+        export.stdout.len()
+    )
+    .unwrap();
+    stream.write_all(&export.stdout).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 204") || answer.starts_with("HTTP/1.0 204"),
+        "{answer}"
+    );
+    get(port, "/internal/force_flush");
+    let daily = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .args([
+            "report",
+            "daily",
+            "--json",
+            "--tz",
+            "UTC",
+            "--no-import",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("HOME", &data)
+        .output()
+        .unwrap();
+    let daily: Value = serde_json::from_slice(&daily.stdout).unwrap();
+    let rows = daily["rows"].as_array().unwrap();
+    assert!(rows.len() >= 2, "{daily}");
+    let mut cumulative = 0.0;
+    for row in rows {
+        cumulative += row["cost_usd"].as_f64().unwrap();
+        // The end of the day (UTC): the first export step of the next day.
+        let day: jiff::civil::Date = row["key"].as_str().unwrap().parse().unwrap();
+        let end = day
+            .tomorrow()
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_second();
+        let q = encode("sum(tokentrace_cost_usage_USD_total)");
+        let until = Instant::now() + Duration::from_secs(10);
+        let got = loop {
+            let body = get(port, &format!("/api/v1/query?query={q}&time={end}"))
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            let doc: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let v = doc["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok());
+            match v {
+                Some(v) => break v,
+                None if Instant::now() < until => std::thread::sleep(Duration::from_millis(200)),
+                None => panic!("no value at {end}: {body}"),
+            }
+        };
+        assert!(
+            (got - cumulative).abs() < 1e-6,
+            "{day}: {got} in VictoriaMetrics vs {cumulative} by the report"
+        );
+    }
 }
