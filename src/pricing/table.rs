@@ -122,59 +122,9 @@ impl PriceTable {
     /// Parses LiteLLM's JSON. Entries without a per-token input price (images, audio, docs entries such as
     /// `sample_spec`) are skipped.
     pub fn parse(json: &str, version: &str) -> Result<PriceTable, serde_json::Error> {
-        let raw: HashMap<String, Json> = serde_json::from_str(json)?;
-        let mut models = HashMap::with_capacity(raw.len());
-        for (key, entry) in raw {
-            let Json::Object(entry) = entry else {
-                continue;
-            };
-            if key == "sample_spec" {
-                continue;
-            }
-            let num = |k: &str| entry.numbers.get(k).copied();
-            let base = Rates {
-                input: num("input_cost_per_token"),
-                output: num("output_cost_per_token"),
-                cache_read: num("cache_read_input_token_cost"),
-                cache_write: num("cache_creation_input_token_cost"),
-                cache_write_1h: num("cache_creation_input_token_cost_above_1hr"),
-            };
-            if base.input.is_none() {
-                continue;
-            }
-            let mut thresholds: Vec<u64> = entry
-                .numbers
-                .keys()
-                .filter_map(|k| tier_threshold(k))
-                .collect();
-            thresholds.sort_unstable();
-            thresholds.dedup();
-            let tiers = thresholds
-                .into_iter()
-                .map(|n| {
-                    let suffix = format!("_above_{}k_tokens", n / 1000);
-                    let rates = Rates {
-                        input: num(&format!("input_cost_per_token{suffix}")),
-                        output: num(&format!("output_cost_per_token{suffix}")),
-                        cache_read: num(&format!("cache_read_input_token_cost{suffix}")),
-                        cache_write: num(&format!("cache_creation_input_token_cost{suffix}")),
-                        cache_write_1h: num(&format!(
-                            "cache_creation_input_token_cost_above_1hr{suffix}"
-                        )),
-                    };
-                    (n, rates)
-                })
-                .collect();
-            let provider = entry.provider;
-            models.insert(
-                key,
-                ModelPrice {
-                    provider,
-                    base,
-                    tiers,
-                },
-            );
-        }
+        // Each entry becomes a `ModelPrice` as soon as it is read: the intermediate per-entry maps never all
+        // exist at once (they were 1.3 MB of a `statusline` call's 6.5 MB peak heap).
+        let Models(models) = serde_json::from_str(json)?;
         Ok(PriceTable {
             version: version.to_string(),
             models,
@@ -191,6 +141,83 @@ impl PriceTable {
                     .map(|(key, price)| Match { key, price, rule })
             })
     }
+}
+
+/// The priced models of the table, read entry by entry.
+struct Models(HashMap<String, ModelPrice>);
+
+impl<'de> serde::Deserialize<'de> for Models {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Models, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Models;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object of models")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Models, A::Error> {
+                let mut models = HashMap::with_capacity(map.size_hint().unwrap_or(4096));
+                while let Some(key) = map.next_key::<String>()? {
+                    let Json::Object(entry) = map.next_value::<Json>()? else {
+                        continue;
+                    };
+                    if key == "sample_spec" {
+                        continue;
+                    }
+                    if let Some(price) = model_price(&entry) {
+                        models.insert(key, price);
+                    }
+                }
+                Ok(Models(models))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One entry's prices: base rates and long-context tiers; `None` without a per-token input price.
+fn model_price(entry: &Entry) -> Option<ModelPrice> {
+    let num = |k: &str| entry.numbers.get(k).copied();
+    let base = Rates {
+        input: num("input_cost_per_token"),
+        output: num("output_cost_per_token"),
+        cache_read: num("cache_read_input_token_cost"),
+        cache_write: num("cache_creation_input_token_cost"),
+        cache_write_1h: num("cache_creation_input_token_cost_above_1hr"),
+    };
+    if base.input.is_none() {
+        return None;
+    }
+    let mut thresholds: Vec<u64> = entry
+        .numbers
+        .keys()
+        .filter_map(|k| tier_threshold(k))
+        .collect();
+    thresholds.sort_unstable();
+    thresholds.dedup();
+    let tiers = thresholds
+        .into_iter()
+        .map(|n| {
+            let suffix = format!("_above_{}k_tokens", n / 1000);
+            let rates = Rates {
+                input: num(&format!("input_cost_per_token{suffix}")),
+                output: num(&format!("output_cost_per_token{suffix}")),
+                cache_read: num(&format!("cache_read_input_token_cost{suffix}")),
+                cache_write: num(&format!("cache_creation_input_token_cost{suffix}")),
+                cache_write_1h: num(&format!(
+                    "cache_creation_input_token_cost_above_1hr{suffix}"
+                )),
+            };
+            (n, rates)
+        })
+        .collect();
+    Some(ModelPrice {
+        provider: entry.provider.clone(),
+        base,
+        tiers,
+    })
 }
 
 /// What pricing reads of one LiteLLM entry: its numeric `…cost…` fields and `litellm_provider`. Everything
