@@ -187,9 +187,7 @@ fn model_price(entry: &Entry) -> Option<ModelPrice> {
         cache_write: num("cache_creation_input_token_cost"),
         cache_write_1h: num("cache_creation_input_token_cost_above_1hr"),
     };
-    if base.input.is_none() {
-        return None;
-    }
+    base.input?;
     let mut thresholds: Vec<u64> = entry
         .numbers
         .keys()
