@@ -2,7 +2,7 @@
 //! tool with the same arguments 6 times in a row, and a recorded Claude Code session over its per-session
 //! budget. Each must give the warning on stderr, a `tokentrace.anomaly` event on its trace's root span and a
 //! Langfuse score in `sync --dry-run`, an entry in `status --json`, and exactly one webhook request (a second
-//! `sync` sends nothing again).
+//! `sync` sends nothing again). The same sessions a month old give no anomaly at all.
 
 mod common;
 #[path = "common/http_server.rs"]
@@ -16,7 +16,8 @@ use http_server::{ok, Server};
 use serde_json::{json, Value};
 
 /// The recorded pi session with its tool call (and result) repeated `n` times before the final answer, fresh
-/// entry ids chained by `parentId`, one second apart.
+/// entry ids chained by `parentId`, one second apart from 2026-12-01T20:00Z (the day of the Claude recording
+/// used beside it: the checks look at sessions active in the day before "now").
 fn repeating_pi_session(home: &Path, n: usize) -> String {
     let run = common::repo().join("examples/pi/pi-0.87.1/03-json-anthropic-thinking-read/home");
     let file = walkdir::WalkDir::new(&run)
@@ -34,7 +35,7 @@ fn repeating_pi_session(home: &Path, n: usize) -> String {
     let (head, call, result, answer) = (&lines[..5], &lines[5], &lines[6], &lines[7]);
     let mut out: Vec<Value> = head.to_vec();
     let mut parent = head[4]["id"].as_str().unwrap().to_string();
-    let mut t = 1_795_403_180_000i64;
+    let mut t = 1_796_155_200_000i64; // 2026-12-01T20:00:00Z
     let mut push = |template: &Value, i: usize, tag: &str, out: &mut Vec<Value>| {
         let mut v = template.clone();
         let id = format!("{tag}{i:07x}");
@@ -102,6 +103,8 @@ fn a_runaway_loop_and_a_budget_overrun_are_warned_exported_scored_and_alerted_on
             .arg("--path")
             .arg(&home)
             .env("HOME", &data)
+            // "Now" is an hour after the recordings, so that both sessions count as active.
+            .env("TOKENTRACE_NOW", "2026-12-01T21:00:00Z")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("TOKENTRACE_CAPTURE");
         cmd
@@ -220,4 +223,27 @@ fn a_runaway_loop_and_a_budget_overrun_are_warned_exported_scored_and_alerted_on
         .collect();
     alerted.sort();
     assert_eq!(alerted, ["budget", "repeated_tool_call"]);
+
+    // A month later, in a fresh store: the same history is too old for the checks.
+    let later = tmp.path().join("later");
+    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&later)
+        .args(["status", "--json", "--active", "10000000", "--path"])
+        .arg(&home)
+        .env("HOME", &later)
+        .env("TOKENTRACE_NOW", "2027-01-01T00:00:00Z")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sessions = status["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(
+        sessions.iter().all(|s| s["anomalies"] == json!([])),
+        "{status}"
+    );
 }

@@ -155,11 +155,7 @@ fn run_sync(ctx: &Context, args: SyncArgs) -> Result<()> {
         endpoint::check_transport(ep, ctx.config.allow_insecure)?;
     }
     // Runaway and budget alerts ([alerts] in the config): sent once each, whatever backends there are.
-    let alerted = sinks::alerts::send_due(
-        &store,
-        &ctx.config.alerts,
-        jiff::Timestamp::now().as_millisecond(),
-    )?;
+    let alerted = sinks::alerts::send_due(&store, &ctx.config.alerts, super::status::now_ms())?;
     if alerted.failed > 0 {
         eprintln!(
             "tokentrace: {} alert(s) could not be delivered to the webhook; the next sync or watch retries",

@@ -200,8 +200,12 @@ fn window_message(usd: f64, minutes: u32, limit: f64) -> String {
     format!("${usd:.2} spent within {minutes} minutes (limit ${limit:.2})")
 }
 
-/// Checks the sessions imported at or after `since_ms` and stores what they show; returns the anomalies
-/// found for the first time (for the log). `now_ms` dates the budget periods (in `tz`).
+/// How recent a session's last record must be for the checks (ms): a day.
+pub const RECENT_MS: i64 = 24 * 3_600_000;
+
+/// Checks the sessions imported at or after `since_ms` (wall clock) whose last record is less than a day
+/// before `now_ms`, and stores what they show; returns the anomalies found for the first time (for the log).
+/// `now_ms` also dates the budget periods (in `tz`).
 pub fn detect(
     store: &mut Store,
     runaway: &Runaway,
@@ -214,6 +218,18 @@ pub fn detect(
     let mut found = Vec::new();
     let mut session_totals = Vec::new();
     for key in &sessions {
+        // Only sessions active in the last day: the checks are about what runs now. A first import of a long
+        // history reads none of its old sessions' calls, and alerts nobody about last month's loops.
+        let Some(row) = store.session(key)? else {
+            continue;
+        };
+        if row
+            .end_ms
+            .or(row.start_ms)
+            .is_none_or(|t| t < now_ms - RECENT_MS)
+        {
+            continue;
+        }
         let calls = store.session_calls_in_order(key)?;
         found.extend(repeated_tool_calls(key, &calls, runaway.repeat_tool_calls));
         if let Some(max) = runaway.max_model_calls {
@@ -223,23 +239,21 @@ pub fn detect(
             found.extend(cost_windows(key, &calls, runaway.window_minutes, limit));
         }
         if !budgets.is_empty() {
-            if let Some(row) = store.session(key)? {
-                let total: Pico = calls
-                    .iter()
-                    .filter(|c| !c.is_tool)
-                    .map(|c| c.cost_pico)
-                    .sum();
-                session_totals.push(SessionSpend {
-                    session_key: key.clone(),
-                    agent: row.agent,
-                    channel: row.channel,
-                    cwd: row.cwd,
-                    cost_pico: [total; 3],
-                });
-            }
+            let total: Pico = calls
+                .iter()
+                .filter(|c| !c.is_tool)
+                .map(|c| c.cost_pico)
+                .sum();
+            session_totals.push(SessionSpend {
+                session_key: key.clone(),
+                agent: row.agent,
+                channel: row.channel,
+                cwd: row.cwd,
+                cost_pico: [total; 3],
+            });
         }
     }
-    if !budgets.is_empty() && !sessions.is_empty() {
+    if !budgets.is_empty() && !session_totals.is_empty() {
         found.extend(budget_anomalies(
             store,
             budgets,
