@@ -32,6 +32,8 @@ Examples:
   tokentrace report model --json               per-model totals as JSON
   tokentrace report session --path examples    sessions read from a folder instead of the agents' own
   tokentrace show 01a2065e                     the trace tree of a session (id prefix) or trace
+  tokentrace status                            what runs now: sessions, cost so far, 5-hour block, budgets
+  tokentrace report blocks --active            the running 5-hour block with burn rate and projection
   tokentrace prices claude-sonnet-4-5          which price applies to a model, and why
   tokentrace doctor                            what was found where
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 tokentrace sync

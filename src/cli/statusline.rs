@@ -29,8 +29,9 @@ const MAX_INPUT: u64 = 1 << 20;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Placeholders: {model} {session_cost} {today_cost} {week_cost} {month_cost} {block_left} {block_cost} {burn}
-{context} {state} {project} {agent} {status}; {{ and }} print braces; a value that is not known prints -.
+Placeholders: {model} {session_cost} {today_cost} {week_cost} {month_cost} {block_left} {block_cost}
+  {burn} {context} {state} {project} {agent} {status}
+{{ and }} print braces; a value that is not known prints -.
 
 Claude Code (~/.claude/settings.json):
   \"statusLine\": {\"type\": \"command\", \"command\": \"tokentrace statusline\"}
