@@ -150,21 +150,12 @@ fn blocks_on_claude_code_2_1_332_have_ccusages_bounds_and_at_least_its_tokens() 
     }
 }
 
-/// A synthetic history (bench/gen.py: copies of the 2.1.197 corpus runs with fresh ids, spread over the last
-/// day up to ten minutes ago) holds a running block: every block equals ccusage's, and the running one has
-/// ccusage's burn rate and projection (`blocks --active --json`).
-#[test]
-fn blocks_and_the_running_blocks_projection_equal_ccusages_on_a_synthetic_history() {
-    let (Some(ccusage), Some(_)) = (ccusage(), common::shared_corpus()) else {
-        return common::skip_missing(
-            "ccusage (CCUSAGE) and ../shared/corpus",
-            "scripts/test installs ccusage",
-        );
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let hist = tmp.path().join("hist");
+/// A synthetic history made by bench/gen.py from the 2.1.197 corpus runs (fresh ids), ending `ago` before now and
+/// spread over `days` (0: every copy starts at the window's end).
+fn synthetic(dir: &Path, days: u32, ago: jiff::SignedDuration) -> std::path::PathBuf {
+    let hist = dir.join(format!("hist-{days}"));
     let end = jiff::Timestamp::now()
-        .checked_sub(jiff::SignedDuration::from_mins(10))
+        .checked_sub(ago)
         .unwrap()
         .strftime("%Y-%m-%dT%H:%M:%S")
         .to_string();
@@ -176,14 +167,11 @@ fn blocks_and_the_running_blocks_projection_equal_ccusages_on_a_synthetic_histor
             "--runs",
             "corpus/",
             "--days",
-            "1",
+            &days.to_string(),
             "--end",
             &end,
-            "--seed",
-            "1",
-            "--big-share",
-            "0",
         ])
+        .args(["--seed", "1", "--big-share", "0"])
         .output()
         .unwrap();
     assert!(
@@ -191,11 +179,29 @@ fn blocks_and_the_running_blocks_projection_equal_ccusages_on_a_synthetic_histor
         "{}",
         String::from_utf8_lossy(&gen.stderr)
     );
-    let theirs = ccusage_blocks(&ccusage, &hist);
-    let ours = our_blocks(&hist);
+    hist
+}
+
+/// On a synthetic history spread over the last day, every block equals ccusage's. On one whose calls all lie
+/// within the last hour (so that a block runs now, whatever the time of day), the running block has ccusage's
+/// burn rate and projection (`blocks --active --json`).
+#[test]
+fn blocks_and_the_running_blocks_projection_equal_ccusages_on_a_synthetic_history() {
+    let (Some(ccusage), Some(_)) = (ccusage(), common::shared_corpus()) else {
+        return common::skip_missing(
+            "ccusage (CCUSAGE) and ../shared/corpus",
+            "scripts/test installs ccusage",
+        );
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let day = synthetic(tmp.path(), 1, jiff::SignedDuration::from_mins(10));
+    let theirs = ccusage_blocks(&ccusage, &day);
+    let ours = our_blocks(&day);
     assert!(theirs.len() >= 3, "{theirs:?}");
     assert_eq!(ours, theirs);
 
+    // Every copy starts 30 minutes ago and lasts minutes: one block, running now.
+    let hist = synthetic(tmp.path(), 0, jiff::SignedDuration::from_mins(30));
     let active = json_of(
         Command::new(&ccusage)
             .args(["blocks", "--active", "--offline", "--json"])
@@ -217,12 +223,14 @@ fn blocks_and_the_running_blocks_projection_equal_ccusages_on_a_synthetic_histor
         serde_json::from_slice(&common::tokentrace_stdout(data.path(), &args)).unwrap();
     let (theirs, mine) = (&active["blocks"][0], &mine["rows"][0]["block"]);
     assert_eq!(mine["active"], true, "{mine}");
+    assert_eq!(theirs["isActive"], true, "{theirs}");
     assert_eq!(
         mine["start"].as_str().unwrap(),
         theirs["startTime"].as_str().unwrap().replace(".000Z", "Z")
     );
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
     let tpm = mine["burn"]["tokens_per_minute"].as_f64().unwrap();
+    assert!(tpm > 0.0, "{mine}");
     assert!(
         close(tpm, theirs["burnRate"]["tokensPerMinute"].as_f64().unwrap()),
         "{mine} vs {theirs}"
