@@ -224,6 +224,33 @@ fn a_runaway_loop_and_a_budget_overrun_are_warned_exported_scored_and_alerted_on
     alerted.sort();
     assert_eq!(alerted, ["budget", "repeated_tool_call"]);
 
+    // `store rebuild` keeps them (and that they were alerted): the next sync sends no alert and no span again.
+    run(Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["store", "rebuild"])
+        .env("HOME", &data)
+        .env("TOKENTRACE_NOW", "2026-12-01T21:00:00Z"));
+    let out = tokentrace(&["status", "--json", "--no-import", "--active", "10000000"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kept = status["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["anomalies"].as_array().unwrap().len())
+        .sum::<usize>();
+    assert_eq!(kept, 2, "{status}");
+    run(&mut tokentrace(&["sync"]));
+    assert_eq!(
+        server.to("/hook").len(),
+        2,
+        "no alert again after a rebuild"
+    );
+
     // A month later, in a fresh store: the same history is too old for the checks.
     let later = tmp.path().join("later");
     let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))

@@ -1,8 +1,9 @@
 //! `tokentrace store rebuild`: what carries over from an old store into one rebuilt from the session files.
 //!
 //! Everything imported is re-derived from the files; what the files cannot give back is the delivery state
-//! (which version of each trace each backend acknowledged, queued scores, a backend's `Retry-After`), so it
-//! is copied: a trace that was delivered up to date stays delivered, one that was pending stays pending.
+//! (which version of each trace each backend acknowledged, queued scores, a backend's `Retry-After`) and the
+//! anomalies found while the sessions ran, so they are copied: a trace that was delivered up to date stays
+//! delivered, one that was pending stays pending, and an alert already sent is not sent again.
 
 use std::path::Path;
 
@@ -53,6 +54,20 @@ impl Store {
              WHERE a.trace_id IN (SELECT id FROM main.traces)",
             [],
         )?;
+        // Runaway and budget anomalies (with whether they were alerted): the files give them back only while
+        // their sessions are recent, and the exported root spans carry them.
+        let anomalies: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM old.sqlite_master WHERE type = 'table' AND name = 'anomalies'",
+            [],
+            |r| r.get(0),
+        )?;
+        if anomalies > 0 {
+            tx.execute(
+                "INSERT OR REPLACE INTO anomalies SELECT a.* FROM old.anomalies a
+                 WHERE a.session_key IN (SELECT key FROM main.sessions)",
+                [],
+            )?;
+        }
         // Backends' Retry-After and other settings; the rebuilt store keeps its own counters and prices.
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) SELECT key, value FROM old.meta WHERE key <> 'trace_seq'",
