@@ -711,7 +711,8 @@ fn follow_renames(
     Ok(())
 }
 
-fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+/// A file's mtime in ns since the epoch, as the store keeps it (`files.mtime_ns`).
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
 }
 

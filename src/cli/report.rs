@@ -8,7 +8,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::{print_import_warnings, Context, SourceArgs};
-use crate::report::blocks::{self, BlockIndex, TokenLimit};
+use crate::report::blocks::{BlockDetail, BlockIndex, TokenLimit};
 use crate::report::layout::{terminal_width, use_color, ColorChoice};
 use crate::report::{
     render_json, render_table, Aggregate, Grouping, Selection, TableOptions, Window,
@@ -200,7 +200,7 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
                     .all()
                     .filter(|(_, b)| !b.is_active(now))
                     .filter_map(|(a, b)| agg.rows.get(&BlockIndex::key(a, b)))
-                    .map(total_tokens)
+                    .map(|t| t.tokens.total())
                     .max()
                     .unwrap_or(0),
             ),
@@ -240,7 +240,7 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
             for row in rows {
                 let key = row["key"].as_str().unwrap_or_default().to_string();
                 if let Some((_, detail)) = block_notes.iter().find(|(k, _)| *k == key) {
-                    row["block"] = detail.clone();
+                    row["block"] = serde_json::to_value(detail)?;
                 }
             }
         }
@@ -288,22 +288,8 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
-/// input + output + cache read + cache write: what plan limits count.
-fn total_tokens(t: &crate::report::Totals) -> u64 {
-    let k = &t.tokens;
-    k.input + k.output + k.cache_read + k.cache_write
-}
-
-/// Per block row: `{"start","end","first_call","last_call","active","total_tokens","burn","projection",
-/// "token_limit":{"limit","used_share","projected_share","status"}}`; burn rate and projection for running
-/// blocks only.
-fn block_details(
-    agg: &Aggregate,
-    now: i64,
-    limit: Option<u64>,
-) -> Vec<(String, serde_json::Value)> {
-    use crate::status::iso;
-    use serde_json::json;
+/// Each block row with its detail (bounds, burn rate and projection when running, limit check).
+fn block_details(agg: &Aggregate, now: i64, limit: Option<u64>) -> Vec<(String, BlockDetail)> {
     let Some(index) = &agg.blocks else {
         return Vec::new();
     };
@@ -312,64 +298,41 @@ fn block_details(
         .filter_map(|(agent, b)| {
             let key = BlockIndex::key(agent, b);
             let t = agg.rows.get(&key)?;
-            let total = total_tokens(t);
-            let active = b.is_active(now);
-            let burn = active.then(|| b.burn(total, t.cost_pico));
-            let projection = burn.map(|burn| b.projection(&burn, total, t.cost_pico, now));
-            let projected = projection.map_or(total, |p| p.total_tokens);
-            let limit = limit.map(|l| {
-                json!({
-                    "limit": l,
-                    "used_share": total as f64 / l.max(1) as f64,
-                    "projected_share": projected as f64 / l.max(1) as f64,
-                    "status": blocks::limit_status(projected, l),
-                })
-            });
-            let detail = json!({
-                "start": iso(b.start_ms),
-                "end": iso(b.end_ms),
-                "first_call": iso(b.first_ms),
-                "last_call": iso(b.last_ms),
-                "active": active,
-                "total_tokens": total,
-                "burn": burn,
-                "projection": projection,
-                "token_limit": limit,
-            });
+            let detail = b.detail(t.tokens.total(), t.cost_pico, now, limit);
             Some((key, detail))
         })
         .collect()
 }
 
 /// The note under a blocks table for a running block or one past its token limit.
-fn block_line(key: &str, d: &serde_json::Value) -> Option<String> {
+fn block_line(key: &str, d: &BlockDetail) -> Option<String> {
     use crate::status::render::{count, dollars, minutes};
-    let limit = &d["token_limit"];
-    let limit_text = limit["limit"].as_u64().map(|l| {
+    let limit_text = d.token_limit.map(|l| {
         format!(
             " · {} of {} tokens ({:.0} %, {:.0} % projected){}",
-            count(d["total_tokens"].as_u64().unwrap_or(0)),
-            count(l),
-            limit["used_share"].as_f64().unwrap_or(0.0) * 100.0,
-            limit["projected_share"].as_f64().unwrap_or(0.0) * 100.0,
-            match limit["status"].as_str() {
-                Some("exceeds") => " ⚠ exceeds the limit",
-                Some("warning") => " ⚠ near the limit",
+            count(d.total_tokens),
+            count(l.limit),
+            l.used_share * 100.0,
+            l.projected_share * 100.0,
+            match l.status {
+                "exceeds" => " ⚠ exceeds the limit",
+                "warning" => " ⚠ near the limit",
                 _ => "",
             }
         )
     });
-    if d["active"] == true {
-        let p = &d["projection"];
+    if let (Some(burn), Some(p)) = (d.burn, d.projection) {
         return Some(format!(
             "Running block {key}: {} left · {} tokens/min · {}/h · projected {} tokens, {}{}",
-            minutes(p["remaining_minutes"].as_i64().unwrap_or(0)),
-            count(d["burn"]["tokens_per_minute"].as_f64().unwrap_or(0.0) as u64),
-            dollars(d["burn"]["cost_per_hour_usd"].as_f64().unwrap_or(0.0)),
-            count(p["total_tokens"].as_u64().unwrap_or(0)),
-            dollars(p["cost_usd"].as_f64().unwrap_or(0.0)),
+            minutes(p.remaining_minutes),
+            count(burn.tokens_per_minute as u64),
+            dollars(burn.cost_per_hour_usd),
+            count(p.total_tokens),
+            dollars(p.cost_usd),
             limit_text.unwrap_or_default()
         ));
     }
-    (limit["status"] == "exceeds").then(|| format!("Block {key}{}", limit_text.unwrap_or_default()))
+    d.token_limit
+        .filter(|l| l.status == "exceeds")
+        .map(|_| format!("Block {key}{}", limit_text.unwrap_or_default()))
 }

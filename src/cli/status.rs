@@ -25,7 +25,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "MIN", default_value_t = 60)]
     pub active: i64,
     /// A session quiet for more than MIN minutes is `ended`.
-    #[arg(long, value_name = "MIN", default_value_t = 15)]
+    #[arg(long, value_name = "MIN", default_value_t = status::ENDED_AFTER_MIN)]
     pub ended_after: i64,
     /// Time zone of today, this week and this month (IANA name or UTC). Default: local.
     #[arg(long, value_name = "ZONE")]
@@ -49,10 +49,11 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
         args.interval >= 0.1,
         "--interval must be at least 0.1 seconds"
     );
+    let tz = super::report::time_zone(args.tz.as_deref())?;
     let opts = |now_ms| -> Result<Options> {
         Ok(Options {
             now_ms,
-            tz: super::report::time_zone(args.tz.as_deref())?,
+            tz: tz.clone(),
             active_ms: args.active * 60_000,
             ended_after_ms: args.ended_after.max(0) * 60_000,
             burn_window_ms: status::BURN_WINDOW_MS,

@@ -18,6 +18,7 @@ use super::Context;
 use crate::model::{pico_to_usd, Agent};
 use crate::sources::DiscoveredFile;
 use crate::status::{self, render, state, BLOCK_AGENTS};
+use crate::store::live::SessionSpend;
 use crate::store::Store;
 
 /// The default template.
@@ -129,7 +130,7 @@ fn line(ctx: &Context, args: &StatuslineArgs, input: &Value) -> Result<String> {
     } else {
         store.spend_since([starts.day; 3], starts.next_day)?
     };
-    let sum = |i: usize| pico_to_usd(spend.iter().map(|s| s.cost_pico[i]).sum());
+    let totals = SessionSpend::totals_usd(&spend);
     // The block of the session's agent (Claude Code's, when stdin says nothing).
     let agent = session.as_ref().map_or("claude", |s| s.agent.as_str());
     let block = if BLOCK_AGENTS.contains(&agent) {
@@ -143,13 +144,7 @@ fn line(ctx: &Context, args: &StatuslineArgs, input: &Value) -> Result<String> {
         let per_session: Vec<_> = session
             .iter()
             .zip(calls.iter())
-            .map(|(s, c)| crate::store::live::SessionSpend {
-                session_key: s.key.clone(),
-                agent: s.agent.clone(),
-                channel: s.channel.clone(),
-                cwd: s.cwd.clone(),
-                cost_pico: [c.cost_pico; 3],
-            })
+            .map(|(s, c)| SessionSpend::whole_session(s, c.cost_pico))
             .collect();
         Some(status::budget::worst(
             &ctx.config.budgets.evaluate(&spend, &per_session),
@@ -162,9 +157,9 @@ fn line(ctx: &Context, args: &StatuslineArgs, input: &Value) -> Result<String> {
                 text(&input["model"]["display_name"]).or_else(|| marks.as_ref()?.model.clone())
             }
             "session_cost" => calls.map(|c| render::dollars(pico_to_usd(c.cost_pico))),
-            "today_cost" => Some(render::dollars(sum(0))),
-            "week_cost" => Some(render::dollars(sum(1))),
-            "month_cost" => Some(render::dollars(sum(2))),
+            "today_cost" => Some(render::dollars(totals[0])),
+            "week_cost" => Some(render::dollars(totals[1])),
+            "month_cost" => Some(render::dollars(totals[2])),
             "block_left" => block.as_ref().map(|b| render::minutes(b.remaining_minutes)),
             "block_cost" => block.as_ref().map(|b| render::dollars(b.cost_usd)),
             "burn" => block
@@ -178,7 +173,8 @@ fn line(ctx: &Context, args: &StatuslineArgs, input: &Value) -> Result<String> {
                     .ok()
                     .flatten()
                     .map_or(now, |(_, w)| w);
-                let st = state::turn_state(&s.agent, m, written, now, 15 * 60_000);
+                let st =
+                    state::turn_state(&s.agent, m, written, now, status::ENDED_AFTER_MIN * 60_000);
                 serde_json::to_value(st).ok().and_then(|v| text(&v))
             }
             "project" => text(&input["workspace"]["project_dir"])
@@ -208,13 +204,11 @@ fn import_transcript(ctx: &Context, store: &mut Store, path: &Path) -> Result<()
     }
     let mut changed = Vec::new();
     for file in files {
-        use std::os::unix::fs::MetadataExt;
         let Ok(meta) = std::fs::metadata(&file) else {
             continue;
         };
         let seen = store.file_seen(&file.to_string_lossy())?;
-        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-        if seen != Some((meta.len(), mtime_ns)) {
+        if seen != Some((meta.len(), crate::ingest::mtime_ns(&meta))) {
             changed.push(DiscoveredFile {
                 path: file,
                 agent: Agent::Claude,

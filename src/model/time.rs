@@ -16,6 +16,14 @@ pub fn format_utc_ms(ms: i64) -> String {
     }
 }
 
+/// Formats milliseconds since the epoch as RFC 3339 in UTC to the second (`2026-12-01T20:00:00Z`): block
+/// starts and the live views' times. Empty for a time out of range.
+pub fn format_utc_s(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +36,6 @@ mod tests {
         );
         assert_eq!(parse_iso_ms("not a time"), None);
         assert_eq!(format_utc_ms(1_795_403_321_177), "2026-11-23T03:08:41.177Z");
+        assert_eq!(format_utc_s(1_795_403_321_177), "2026-11-23T03:08:41Z");
     }
 }

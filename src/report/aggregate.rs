@@ -67,6 +67,17 @@ pub struct Tokens {
     pub reasoning: u64,
 }
 
+impl Tokens {
+    /// input + output + cache read + cache write: every token a call moved (what plan limits count, and the
+    /// tables' "Total tokens").
+    pub fn total(&self) -> u64 {
+        self.input
+            .saturating_add(self.output)
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
+    }
+}
+
 /// Counters of one row (or of all rows).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {

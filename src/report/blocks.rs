@@ -85,6 +85,65 @@ impl Block {
     }
 }
 
+/// A block as `report blocks` details it (`"block"` of a row in `--json`): its bounds and calls, and for a running
+/// block the burn rate and projection; with a token limit, how the block compares with it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockDetail {
+    pub start: String,
+    pub end: String,
+    pub first_call: String,
+    pub last_call: String,
+    pub active: bool,
+    /// input + output + cache read + cache write.
+    pub total_tokens: u64,
+    pub burn: Option<Burn>,
+    pub projection: Option<Projection>,
+    pub token_limit: Option<LimitCheck>,
+}
+
+/// A block's tokens against `--token-limit`: shares of the limit used and projected (a running block's
+/// projection, else what it used), and [`limit_status`] of the projected tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LimitCheck {
+    pub limit: u64,
+    pub used_share: f64,
+    pub projected_share: f64,
+    pub status: &'static str,
+}
+
+impl Block {
+    /// The detail of this block, which used `total_tokens` and `cost_pico`, at `now_ms`.
+    pub fn detail(
+        &self,
+        total_tokens: u64,
+        cost_pico: Pico,
+        now_ms: i64,
+        limit: Option<u64>,
+    ) -> BlockDetail {
+        use crate::model::time::format_utc_s;
+        let active = self.is_active(now_ms);
+        let burn = active.then(|| self.burn(total_tokens, cost_pico));
+        let projection = burn.map(|b| self.projection(&b, total_tokens, cost_pico, now_ms));
+        let projected = projection.map_or(total_tokens, |p| p.total_tokens);
+        BlockDetail {
+            start: format_utc_s(self.start_ms),
+            end: format_utc_s(self.end_ms),
+            first_call: format_utc_s(self.first_ms),
+            last_call: format_utc_s(self.last_ms),
+            active,
+            total_tokens,
+            burn,
+            projection,
+            token_limit: limit.map(|l| LimitCheck {
+                limit: l,
+                used_share: total_tokens as f64 / l.max(1) as f64,
+                projected_share: projected as f64 / l.max(1) as f64,
+                status: limit_status(projected, l),
+            }),
+        }
+    }
+}
+
 /// A token limit for `report blocks --token-limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenLimit {
@@ -196,10 +255,10 @@ impl BlockIndex {
 
     /// A block's row key: its start in UTC and the agent, `2026-12-01T20:00:00Z claude`.
     pub fn key(agent: &str, block: &Block) -> String {
-        let start = jiff::Timestamp::from_millisecond(block.start_ms)
-            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-            .unwrap_or_default();
-        format!("{start} {agent}")
+        format!(
+            "{} {agent}",
+            crate::model::time::format_utc_s(block.start_ms)
+        )
     }
 }
 

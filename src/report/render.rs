@@ -427,15 +427,7 @@ pub fn render_table(
     ));
     cols.push((
         Column::new("Total tokens", 4),
-        Box::new(|t: &Totals, _| {
-            thousands(
-                t.tokens
-                    .input
-                    .saturating_add(t.tokens.output)
-                    .saturating_add(t.tokens.cache_read)
-                    .saturating_add(t.tokens.cache_write),
-            )
-        }),
+        Box::new(|t: &Totals, _| thousands(t.tokens.total())),
     ));
     cols.push((
         Column::new("Cost (USD)", 0),

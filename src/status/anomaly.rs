@@ -244,13 +244,7 @@ pub fn detect(
                 .filter(|c| !c.is_tool)
                 .map(|c| c.cost_pico)
                 .sum();
-            session_totals.push(SessionSpend {
-                session_key: key.clone(),
-                agent: row.agent,
-                channel: row.channel,
-                cwd: row.cwd,
-                cost_pico: [total; 3],
-            });
+            session_totals.push(SessionSpend::whole_session(&row, total));
         }
     }
     if !budgets.is_empty() && !session_totals.is_empty() {

@@ -21,6 +21,7 @@ use anyhow::Result;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use crate::model::time::format_utc_s as iso;
 use crate::model::{pico_to_usd, Usage};
 use crate::report::aggregate::Tokens;
 use crate::report::blocks::{self, Block, Burn, Projection, BLOCK_MS};
@@ -47,6 +48,9 @@ pub struct Options {
     pub burn_window_ms: i64,
     pub budgets: Budgets,
 }
+
+/// Default of `status --ended-after` (and `statusline`'s `{state}`): a session quiet for 15 minutes is ended.
+pub const ENDED_AFTER_MIN: i64 = 15;
 
 /// Default of [`Options::burn_window_ms`]: 10 minutes.
 pub const BURN_WINDOW_MS: i64 = 10 * 60_000;
@@ -96,11 +100,9 @@ pub struct SessionStatus {
     pub file: Option<String>,
     /// Runaway and budget anomalies found in the session (`kind`, `value`, `limit`, `message`).
     pub anomalies: Vec<AnomalyStatus>,
-    /// Internal: the session's cost in pico-USD, for budgets.
+    /// Internal: the session and its whole cost, as the per-session budgets compare it.
     #[serde(skip)]
-    pub cost_pico: i64,
-    #[serde(skip)]
-    pub key: String,
+    pub spend: SessionSpend,
 }
 
 /// An anomaly as `status` shows it.
@@ -139,11 +141,6 @@ pub fn tokens_of(u: &Usage) -> Tokens {
     }
 }
 
-/// All tokens a plan counts: input + output + cache read + cache write.
-pub fn total_tokens(u: &Usage) -> u64 {
-    u.input + u.output + u.cache_read + u.cache_write()
-}
-
 /// Builds the snapshot from the store.
 pub fn snapshot(store: &Store, opts: &Options) -> Result<Snapshot> {
     let now = opts.now_ms;
@@ -154,11 +151,11 @@ pub fn snapshot(store: &Store, opts: &Options) -> Result<Snapshot> {
     let starts = period_starts(now, &opts.tz);
     let end = starts.next_day;
     let spend_rows = store.spend_since([starts.day, starts.week, starts.month], end)?;
-    let sum = |i: usize| pico_to_usd(spend_rows.iter().map(|s| s.cost_pico[i]).sum());
+    let [today_usd, week_usd, month_usd] = SessionSpend::totals_usd(&spend_rows);
     let spend = Spend {
-        today_usd: sum(0),
-        week_usd: sum(1),
-        month_usd: sum(2),
+        today_usd,
+        week_usd,
+        month_usd,
     };
     let mut blocks_now = Vec::new();
     for agent in BLOCK_AGENTS {
@@ -166,16 +163,7 @@ pub fn snapshot(store: &Store, opts: &Options) -> Result<Snapshot> {
             blocks_now.push(b);
         }
     }
-    let per_session: Vec<SessionSpend> = sessions
-        .iter()
-        .map(|s| SessionSpend {
-            session_key: s.key.clone(),
-            agent: s.agent.clone(),
-            channel: s.channel.clone(),
-            cwd: s.cwd.clone(),
-            cost_pico: [s.cost_pico; 3],
-        })
-        .collect();
+    let per_session: Vec<SessionSpend> = sessions.iter().map(|s| s.spend.clone()).collect();
     let checks = opts.budgets.evaluate(&spend_rows, &per_session);
     Ok(Snapshot {
         now: iso(now),
@@ -214,7 +202,7 @@ fn session_status(
         generations: all.generations,
         tokens: tokens_of(&all.usage),
         cost_usd: pico_to_usd(all.cost_pico),
-        cost_pico: all.cost_pico,
+        spend: SessionSpend::whole_session(&row, all.cost_pico),
         burn_rate_usd_per_hour: pico_to_usd(recent.cost_pico) / hours,
         last_write: iso(written_ms),
         model: marks.model,
@@ -234,7 +222,6 @@ fn session_status(
                 message: a.message,
             })
             .collect(),
-        key: row.key,
     })
 }
 
@@ -252,7 +239,7 @@ pub fn current_block(store: &Store, agent: &str, now_ms: i64) -> Result<Option<B
 
 /// A block with ccusage's burn rate (over first to last call) and projection to the block's end.
 pub fn block_status(agent: &str, block: &Block, calls: &CallSum, now_ms: i64) -> BlockStatus {
-    let total = total_tokens(&calls.usage);
+    let total = tokens_of(&calls.usage).total();
     let burn = block.burn(total, calls.cost_pico);
     let projected = block.projection(&burn, total, calls.cost_pico, now_ms);
     BlockStatus {
@@ -303,13 +290,6 @@ pub fn period_starts(now_ms: i64, tz: &TimeZone) -> PeriodStarts {
         month: at(today.first_of_month()),
         next_day: today.tomorrow().map(at).unwrap_or(i64::MAX),
     }
-}
-
-/// RFC 3339 in UTC, to the second.
-pub fn iso(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -125,7 +125,13 @@ pub fn screen(snap: &Snapshot, active_minutes: i64) -> String {
     }
     for s in &snap.sessions {
         for a in &s.anomalies {
-            let _ = writeln!(out, "⚠ {} {}: {}", s.agent, short_id(&s.key), a.message);
+            let _ = writeln!(
+                out,
+                "⚠ {} {}: {}",
+                s.agent,
+                short_id(&s.spend.session_key),
+                a.message
+            );
         }
     }
     out

@@ -44,6 +44,25 @@ pub struct SessionSpend {
     pub cost_pico: [Pico; 3],
 }
 
+impl SessionSpend {
+    /// A session's whole cost (`cost_pico`) in every slot: what the per-session budget limits compare.
+    pub fn whole_session(row: &SessionRow, cost_pico: Pico) -> SessionSpend {
+        SessionSpend {
+            session_key: row.key.clone(),
+            agent: row.agent.clone(),
+            channel: row.channel.clone(),
+            cwd: row.cwd.clone(),
+            cost_pico: [cost_pico; 3],
+        }
+    }
+
+    /// The USD of `rows` in each period slot (`[day, week, month]`).
+    pub fn totals_usd(rows: &[SessionSpend]) -> [f64; 3] {
+        let sum = |i: usize| crate::model::pico_to_usd(rows.iter().map(|s| s.cost_pico[i]).sum());
+        [sum(0), sum(1), sum(2)]
+    }
+}
+
 impl Store {
     /// Sessions whose main file was written at or after `since_ms` (file mtime, ms since the epoch), most
     /// recently written first, each with that time.
