@@ -334,6 +334,11 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
     let alerts_running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let first = importer.rescan(interactive)?;
     print_import_warnings(&first);
+    crate::sinks::alerts::spawn_send(
+        ctx.store_path(),
+        importer.enricher.config().alerts.clone(),
+        alerts_running.clone(),
+    );
     release_freed_memory();
     tracing::info!(
         "watching {} folder(s) ({} waiting to appear); {} session file(s) known, {} new record(s) imported",
@@ -437,12 +442,15 @@ pub fn run(global: &Global, ctx: Context, args: WatchArgs) -> Result<()> {
         } else {
             Ok(ImportSummary::default())
         };
-        // Alerts for anomalies the import found (and retries of failed ones), on a thread of their own.
-        crate::sinks::alerts::spawn_send(
-            ctx.store_path(),
-            importer.enricher.config().alerts.clone(),
-            alerts_running.clone(),
-        );
+        // Alerts for anomalies an import found, and retries of failed ones at each rescan, on a thread of
+        // their own (only then: a wake-up that imported nothing found nothing new).
+        if rescan || result.as_ref().is_ok_and(|s| s.files_read > 0) {
+            crate::sinks::alerts::spawn_send(
+                ctx.store_path(),
+                importer.enricher.config().alerts.clone(),
+                alerts_running.clone(),
+            );
+        }
         match result {
             Ok(summary) if summary.records > 0 => {
                 tracing::debug!(
