@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1000)
     ap.add_argument("--now", default="2026-11-30T12:00:00Z")
     ap.add_argument("--ccusage-runs", type=int, default=20)
+    ap.add_argument("--only", default="", help="run only the scenarios whose name contains this")
     a = ap.parse_args()
     tt = os.environ.get("TOKENTRACE", str(REPO / "target/release/tokentrace"))
     hist, data = a.hist.resolve(), a.data.resolve()
@@ -105,6 +106,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
 
     def run(name: str, cmd: list[str], n: int, before=None, run_env=env) -> None:
+        if a.only not in name:
+            return
         walls, rss, sample = [], [], b""
         for _ in range(n):
             if before:
@@ -126,6 +129,10 @@ def main() -> None:
         subprocess.run(base + ["report", "daily", "--path", str(hist)], env=env, stdout=subprocess.DEVNULL)
 
     log = tempfile.NamedTemporaryFile(prefix="watch-log-")
+    if a.only and "watch" not in a.only:
+        run("status --json --path HIST (imports: a stat per file)", base + ["status", "--json", "--path", str(hist)],
+            a.n)
+        return
     watch = subprocess.Popen(base + ["watch", "--path", str(hist)], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         # Measured once the watch has done its first pass over the history (it logs "watching …" then).

@@ -21,7 +21,7 @@ use crate::pricing::Pricer;
 use crate::privacy::{Privacy, RedactionCounts};
 use crate::sources::reader::ChunkReader;
 use crate::sources::{DiscoveredFile, LineIssue, Parser};
-use crate::store::{Chunk, FileRow, FileUpdate, Store};
+use crate::store::{Chunk, FileRow, FileStamp, FileUpdate, Store};
 
 /// Bytes of a file's head whose hash detects in-place rewrites.
 const HEAD_BYTES: u64 = 1024;
@@ -416,28 +416,41 @@ pub fn import_with(
     enricher: &Enricher,
     options: ImportOptions,
 ) -> Result<ImportSummary> {
-    let show_progress = options.show_progress;
-    let started = Instant::now();
     // A few files (one transcript): their own rows only; the whole table when renames must be looked for.
     const FEW: usize = 64;
     let mut known = if files.len() <= FEW {
         let paths: Vec<&str> = files.iter().filter_map(|f| f.path.to_str()).collect();
-        store.files_at(&paths)?
+        store.file_stamps_at(&paths)?
     } else {
-        store.files()?
+        store.file_stamps()?
     };
     if files.len() <= FEW && known.len() < files.len() {
-        known = store.files()?;
+        known = store.file_stamps()?;
     }
+    import_known(store, files, known, enricher, options)
+}
+
+/// [`import_with`] given what the store knows of the files ([`Store::file_stamps`]: every known file, or at
+/// least those of `files`, when none of them can be a renamed one), which discovery read already.
+pub fn import_known(
+    store: &mut Store,
+    files: &[DiscoveredFile],
+    mut known: HashMap<String, FileStamp>,
+    enricher: &Enricher,
+    options: ImportOptions,
+) -> Result<ImportSummary> {
+    let show_progress = options.show_progress;
+    let started = Instant::now();
     let mut summary = ImportSummary::default();
     follow_renames(store, files, &mut known)?;
-    // Stat everything first: the unchanged majority costs one stat each, and the bar gets a total.
-    let mut work = Vec::new();
+    // Stat everything first: the unchanged majority costs one stat each (taken by the walk), and the bar gets
+    // a total. Only a file that changed needs its whole row and parser checkpoint.
+    let mut jobs = Vec::new();
     let mut total = 0u64;
     for file in files {
         summary.files_seen += 1;
         let path = file.path.to_string_lossy().into_owned();
-        let meta = match std::fs::metadata(&file.path) {
+        let meta = match file.stat() {
             Ok(m) => m,
             Err(e) => {
                 summary.unreadable += 1;
@@ -445,39 +458,40 @@ pub fn import_with(
                 continue;
             }
         };
-        let prev = known.get(&path);
-        if let Some(prev) = prev {
-            if prev.dev == meta.dev()
-                && prev.ino == meta.ino()
-                && prev.size == meta.len()
-                && prev.mtime_ns == mtime_ns(&meta)
-            {
-                continue;
-            }
-        }
-        total += meta.len().saturating_sub(prev.map_or(0, |p| p.offset));
-        work.push((file, path, meta));
-    }
-    // Only a file that changed needs its parser checkpoint (`files()` leaves them out); read here because the
-    // store belongs to this thread.
-    let mut jobs = Vec::with_capacity(work.len());
-    for (file, path, meta) in work {
         let prev = match known.get(&path) {
-            Some(row) => {
-                let mut row = row.clone();
-                row.checkpoint = store
-                    .file_checkpoint(row.id)
-                    .context("store error while importing")?;
-                Some(row)
+            Some(stamp)
+                if stamp.dev == meta.dev()
+                    && stamp.ino == meta.ino()
+                    && stamp.size == meta.len()
+                    && stamp.mtime_ns == mtime_ns(&meta) =>
+            {
+                continue
+            }
+            Some(_) => {
+                let mut row = store.files_at(&[&path])?.remove(&path);
+                if let Some(row) = &mut row {
+                    row.checkpoint = store
+                        .file_checkpoint(row.id)
+                        .context("store error while importing")?;
+                }
+                row
             }
             None => None,
         };
+        total += meta
+            .len()
+            .saturating_sub(prev.as_ref().map_or(0, |p| p.offset));
         jobs.push(Job {
             file,
             path,
             meta,
             prev,
         });
+    }
+    if jobs.is_empty() {
+        // Nothing to write, nor subagent traces to link: what a status bar's call finds most of the time.
+        summary.total_ns = started.elapsed().as_nanos() as u64;
+        return Ok(summary);
     }
     let mut progress = Progress::new(total, show_progress);
     let bulk = total >= options.bulk_bytes;
@@ -668,7 +682,7 @@ impl std::error::Error for Stopped {}
 fn follow_renames(
     store: &mut Store,
     files: &[DiscoveredFile],
-    known: &mut HashMap<String, FileRow>,
+    known: &mut HashMap<String, FileStamp>,
 ) -> Result<()> {
     // Only a path the store does not know can be a known file under a new name.
     if files
@@ -695,16 +709,15 @@ fn follow_renames(
         if known.contains_key(&path) {
             continue;
         }
-        let Ok(meta) = std::fs::metadata(&file.path) else {
+        let Ok(meta) = file.stat() else {
             continue;
         };
         if let Some(old) = gone.remove(&(meta.dev(), meta.ino())) {
             store
                 .rename_file(&old, &path)
                 .context("store error while following a renamed file")?;
-            if let Some(mut row) = known.remove(&old) {
-                row.path = path.clone();
-                known.insert(path, row);
+            if let Some(stamp) = known.remove(&old) {
+                known.insert(path, stamp);
             }
         }
     }

@@ -93,8 +93,12 @@ fn a_locked_store_is_waited_on_with_a_message() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let examples = common::repo().join("examples");
+    // The store exists, and the locked run below has sessions to write (a run with nothing new writes
+    // nothing, and reading a WAL store does not wait for a writer).
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
     assert!(
-        tokentrace(&data, &["report", "--path", examples.to_str().unwrap()])
+        tokentrace(&data, &["report", "--path", empty.to_str().unwrap()])
             .status
             .success()
     );

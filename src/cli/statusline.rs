@@ -212,6 +212,7 @@ fn import_transcript(ctx: &Context, store: &mut Store, path: &Path) -> Result<()
             changed.push(DiscoveredFile {
                 path: file,
                 agent: Agent::Claude,
+                meta: Some(meta),
             });
         }
     }

@@ -165,6 +165,7 @@ impl Importer {
                     files.push(DiscoveredFile {
                         path: path.clone(),
                         agent,
+                        meta: None,
                     });
                 }
             }

@@ -72,14 +72,21 @@ impl Agent {
 
     /// Parses a `--source` value or a stored name.
     pub fn parse(name: &str) -> Option<Agent> {
-        match name.to_ascii_lowercase().as_str() {
-            "pi" => Some(Agent::Pi),
-            "omp" | "oh-my-pi" => Some(Agent::Omp),
-            "claude" | "claude-code" => Some(Agent::Claude),
-            "codex" => Some(Agent::Codex),
-            "gemini" | "gemini-cli" => Some(Agent::Gemini),
-            _ => None,
-        }
+        // Without lowercasing a copy: the store's file stamps call this once per file.
+        const NAMES: [(&str, Agent); 8] = [
+            ("pi", Agent::Pi),
+            ("omp", Agent::Omp),
+            ("oh-my-pi", Agent::Omp),
+            ("claude", Agent::Claude),
+            ("claude-code", Agent::Claude),
+            ("codex", Agent::Codex),
+            ("gemini", Agent::Gemini),
+            ("gemini-cli", Agent::Gemini),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, a)| *a)
     }
 }
 

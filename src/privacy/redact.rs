@@ -128,10 +128,19 @@ fn is_placeholder(value: &str) -> bool {
         )
 }
 
+/// [`PATTERNS`] compiled, once per process and only when a text is redacted: compiling them took ~2.8 ms, a
+/// sixth of a `status` call that found nothing new.
+static COMPILED: std::sync::LazyLock<(RegexSet, Vec<Regex>)> = std::sync::LazyLock::new(|| {
+    let set = RegexSet::new(PATTERNS.iter().map(|p| p.regex)).expect("patterns compile");
+    let regexes = PATTERNS
+        .iter()
+        .map(|p| Regex::new(p.regex).expect("pattern compiles"))
+        .collect();
+    (set, regexes)
+});
+
 /// Redacts secrets from text. Built once per import.
 pub struct Redactor {
-    set: RegexSet,
-    regexes: Vec<Regex>,
     literals: Option<AhoCorasick>,
     literal_kinds: Vec<&'static str>,
 }
@@ -158,11 +167,6 @@ impl Redactor {
         literals: &[String],
         credentials: &[String],
     ) -> Redactor {
-        let set = RegexSet::new(PATTERNS.iter().map(|p| p.regex)).expect("patterns compile");
-        let regexes = PATTERNS
-            .iter()
-            .map(|p| Regex::new(p.regex).expect("pattern compiles"))
-            .collect();
         let mut needles: Vec<(String, &'static str)> = Vec::new();
         for (name, value) in env {
             if is_secret_name(name) && value.len() >= 8 && !is_placeholder(value) {
@@ -185,8 +189,6 @@ impl Redactor {
                 .expect("literal automaton builds")
         });
         Redactor {
-            set,
-            regexes,
             literals,
             literal_kinds: needles.into_iter().map(|(_, k)| k).collect(),
         }
@@ -210,7 +212,8 @@ impl Redactor {
                 current = Some(out);
             }
         }
-        let matched = self.set.matches(current.as_deref().unwrap_or(text));
+        let (set, regexes) = &*COMPILED;
+        let matched = set.matches(current.as_deref().unwrap_or(text));
         if !matched.matched_any() {
             return current;
         }
@@ -218,7 +221,7 @@ impl Redactor {
             let pattern = &PATTERNS[index];
             let source = current.as_deref().unwrap_or(text);
             let mut n = 0u64;
-            let replaced = self.regexes[index].replace_all(source, |caps: &Captures<'_>| {
+            let replaced = regexes[index].replace_all(source, |caps: &Captures<'_>| {
                 let whole = caps.get(0).expect("match");
                 let Some(secret) = caps.get(pattern.group) else {
                     return whole.as_str().to_string();

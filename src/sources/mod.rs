@@ -10,6 +10,7 @@ pub mod drift;
 pub mod gemini;
 pub mod pi;
 pub mod reader;
+pub mod walk;
 
 use std::path::{Path, PathBuf};
 
@@ -17,10 +18,24 @@ use crate::model::{Agent, Record};
 pub use reader::LineIssue;
 
 /// A session file found on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DiscoveredFile {
     pub path: PathBuf,
     pub agent: Agent,
+    /// What `stat` said when discovery saw the file; `None`: the import stats it itself. (Taken in the walk,
+    /// where it is cheapest; a file that grew since is read to its end all the same, and its new size seen
+    /// next time.)
+    pub meta: Option<std::fs::Metadata>,
+}
+
+impl DiscoveredFile {
+    /// Its metadata: what discovery saw, else a `stat` now (following links).
+    pub fn stat(&self) -> std::io::Result<std::fs::Metadata> {
+        match &self.meta {
+            Some(meta) => Ok(meta.clone()),
+            None => std::fs::metadata(&self.path),
+        }
+    }
 }
 
 /// One place where an agent keeps sessions, as `doctor` shows it.
@@ -109,55 +124,61 @@ pub fn discover(roots: &[Root], agents: &[Agent]) -> Vec<DiscoveredFile> {
 /// Like [`discover`], but also returns the problems, and asks `known` first: a file whose agent is already
 /// known (imported before) is not opened again, so a run with nothing new costs one directory walk.
 pub fn scan(roots: &[Root], agents: &[Agent], known: impl Fn(&Path) -> Option<Agent>) -> Discovery {
+    classify(roots, walk_roots(roots), agents, known)
+}
+
+/// The walks of [`scan`], one per root (`None` for a root that does not exist: the agent may not be
+/// installed). Touches only the file system: a caller can read the store meanwhile.
+pub fn walk_roots(roots: &[Root]) -> Vec<Option<walk::Walk>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    roots
+        .iter()
+        .map(|root| root.dir.exists().then(|| walk::walk(&root.dir, threads)))
+        .collect()
+}
+
+/// The second half of [`scan`]: the agent of each file the walks found.
+pub fn classify(
+    roots: &[Root],
+    walks: Vec<Option<walk::Walk>>,
+    agents: &[Agent],
+    known: impl Fn(&Path) -> Option<Agent>,
+) -> Discovery {
     let mut out = Discovery::default();
-    let mut seen = std::collections::HashSet::new();
-    for root in roots {
-        if !root.dir.exists() {
+    // The same file under two roots (one inside the other) is imported once. Keyed by the path's bytes:
+    // hashing a `Path` walks its components.
+    let mut seen: std::collections::HashSet<std::ffi::OsString> = std::collections::HashSet::new();
+    for (root, walked) in roots.iter().zip(walks) {
+        let Some(walked) = walked else {
             continue;
+        };
+        for (path, reason) in walked.errors {
+            // Permission denied on a folder, a dangling link, a link loop, an I/O error: say so.
+            out.problems.push(Problem {
+                path,
+                agent: root.agent,
+                kind: ProblemKind::Unreadable,
+                reason,
+            });
         }
-        for entry in walkdir::WalkDir::new(&root.dir)
-            .follow_links(true)
-            .sort_by_file_name()
+        for walk::Found {
+            path: path_buf,
+            meta,
+        } in walked.files
         {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    // Permission denied on a folder or file, a symlink loop, an I/O error: say so.
-                    let path = e
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| root.dir.clone());
-                    let reason = e
-                        .io_error()
-                        .map(|io| io.to_string())
-                        .unwrap_or_else(|| e.to_string());
-                    out.problems.push(Problem {
-                        path,
-                        agent: root.agent,
-                        kind: ProblemKind::Unreadable,
-                        reason,
-                    });
-                    continue;
-                }
-            };
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let path = entry.path();
+            let path = path_buf.as_path();
             let ext = path.extension().and_then(|e| e.to_str());
-            if !matches!(ext, Some("jsonl" | "json")) {
-                continue;
-            }
             let agent = match known(path) {
                 Some(a) => Ok(Some(a)),
                 None => detect_file(path),
             };
             match agent {
                 Ok(Some(agent)) => {
-                    if agents.contains(&agent) && seen.insert(path.to_path_buf()) {
+                    if agents.contains(&agent) && seen.insert(path.as_os_str().to_owned()) {
                         out.files.push(DiscoveredFile {
-                            path: path.to_path_buf(),
+                            path: path_buf,
                             agent,
+                            meta: Some(meta),
                         });
                     }
                 }

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::model::Agent;
+
 pub use rebuild::CarryOver;
 pub use reprice::{ModelRepricing, Repricing, PRICE_FINGERPRINT_KEY};
 pub use write::{Chunk, FileUpdate};
@@ -101,6 +103,21 @@ pub struct FileRow {
     pub checkpoint: Option<String>,
     pub warnings: u64,
     pub last_warning: Option<String>,
+}
+
+/// What the store knows of a file without reading it again: enough to tell it changed ([`Store::file_stamps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    /// `files.id`.
+    pub id: i64,
+    /// `None` for an agent name this build does not know.
+    pub agent: Option<Agent>,
+    pub dev: u64,
+    pub ino: u64,
+    /// Bytes.
+    pub size: u64,
+    /// ns since the epoch.
+    pub mtime_ns: i64,
 }
 
 /// An open store.
@@ -295,12 +312,42 @@ impl Store {
         self.files_where(None)
     }
 
-    /// The agent of every known file, by path: what discovery needs to skip detecting a file's agent
-    /// (two columns instead of [`Store::files`]'s fifteen).
-    pub fn file_agents(&self) -> Result<HashMap<String, String>> {
-        let mut stmt = self.conn.prepare_cached("SELECT path, agent FROM files")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<HashMap<_, _>>>()?)
+    /// What the import's stat pass compares with every known file, by path: agent, identity, size and mtime
+    /// (six columns instead of [`Store::files`]'s fifteen). Discovery also reads the agent from it, so a known
+    /// file is not opened to detect its agent.
+    pub fn file_stamps(&self) -> Result<HashMap<String, FileStamp>> {
+        self.file_stamps_where(None)
+    }
+
+    /// [`Store::file_stamps`] of the known files among `paths` (an import of a few files).
+    pub fn file_stamps_at(&self, paths: &[&str]) -> Result<HashMap<String, FileStamp>> {
+        let mut out = HashMap::new();
+        for path in paths {
+            out.extend(self.file_stamps_where(Some(path))?);
+        }
+        Ok(out)
+    }
+
+    fn file_stamps_where(&self, path: Option<&str>) -> Result<HashMap<String, FileStamp>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path, id, agent, dev, ino, size, mtime_ns FROM files WHERE ?1 IS NULL OR path = ?1",
+        )?;
+        let mut rows = stmt.query([path])?;
+        let mut out = HashMap::new();
+        while let Some(r) = rows.next()? {
+            out.insert(
+                r.get(0)?,
+                FileStamp {
+                    id: r.get(1)?,
+                    agent: Agent::parse(r.get_ref(2)?.as_str()?),
+                    dev: r.get::<_, i64>(3)? as u64,
+                    ino: r.get::<_, i64>(4)? as u64,
+                    size: r.get::<_, i64>(5)? as u64,
+                    mtime_ns: r.get(6)?,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// The known files among `paths`, by path (an import of a few files: one lookup each instead of every

@@ -1,0 +1,271 @@
+//! The directory walk under a session root: every candidate session file (`.jsonl`, `.json`) with its
+//! metadata, read on a few threads.
+//!
+//! A run with nothing new costs this walk and nothing else on the file system, and `status` runs it every few
+//! seconds from status bars: on the 1 GB benchmark history (1,278 folders, 7,954 files) `walkdir` followed by a
+//! `stat` of each session by path took ~33 ms; this walk, which stats each file relative to its open folder
+//! (`DirEntry::metadata`, an `fstatat` that skips the path lookup) and reads folders on two threads, takes
+//! ~12 ms. The result does not depend on the threads: files come back sorted by path, which is the order of a
+//! depth-first walk with every folder's entries sorted by name.
+//!
+//! Symbolic links are followed; a link to one of its own ancestor folders is reported (as a loop), not walked.
+
+use std::fs::Metadata;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+/// A candidate session file and what `stat` said when the walk saw it (the target's, for a link).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub path: PathBuf,
+    pub meta: Metadata,
+}
+
+/// What a walk found: files sorted by path, and what could not be read (a folder, a dangling link, a loop)
+/// with the reason.
+#[derive(Debug, Default)]
+pub struct Walk {
+    pub files: Vec<Found>,
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+/// Whether a file name can be a session: `.jsonl` (pi, Claude Code, Codex) or a Gemini chat (`session-*.json`;
+/// other `.json` files, such as Claude's 2,322 subagent `.meta.json` in the 1 GB benchmark, are not even
+/// stat'ed).
+pub fn is_candidate(path: &Path) -> bool {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl") => true,
+        Some("json") => super::gemini::may_be_document(path),
+        _ => false,
+    }
+}
+
+/// Walks `root` (which must be a folder or a link to one) on up to `threads` threads.
+pub fn walk(root: &Path, threads: usize) -> Walk {
+    let shared = Shared {
+        state: Mutex::new(State {
+            queue: vec![root.to_path_buf()],
+            busy: 0,
+            waiting: 0,
+        }),
+        wake: Condvar::new(),
+    };
+    let threads = threads.max(1);
+    let mut parts: Vec<Walk> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (1..threads)
+            .map(|_| scope.spawn(|| shared.work(root)))
+            .collect();
+        let mut parts = vec![shared.work(root)];
+        parts.extend(workers.into_iter().map(|w| w.join().unwrap_or_default()));
+        parts
+    });
+    let mut out = parts.pop().unwrap_or_default();
+    for part in parts {
+        out.files.extend(part.files);
+        out.errors.extend(part.errors);
+    }
+    out.files
+        .sort_unstable_by(|a, b| depth_first(&a.path, &b.path));
+    out.errors.sort();
+    out
+}
+
+/// The order of a depth-first walk with each folder's entries sorted by name, which is `Path`'s order (by
+/// components), compared on the bytes with the separator as the smallest byte: the same for the paths a walk
+/// builds (one separator between names, a shared root) at a fraction of the cost (`Path::cmp` parsed the
+/// components of both sides at every comparison: 4 ms of a `status` call on the 1 GB benchmark).
+fn depth_first(a: &Path, b: &Path) -> std::cmp::Ordering {
+    use std::os::unix::ffi::OsStrExt;
+    let key = |c: &u8| if *c == b'/' { 0 } else { *c };
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    a.iter().map(key).cmp(b.iter().map(key))
+}
+
+/// The folders left to read, shared by the walking threads.
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+struct State {
+    queue: Vec<PathBuf>,
+    /// Threads reading a folder now (each may queue more): the walk is over when none is and the queue is
+    /// empty.
+    busy: usize,
+    /// Threads waiting for a folder: only they need waking (a wake-up for every folder was 1,400 futex
+    /// calls on the 1 GB benchmark).
+    waiting: usize,
+}
+
+impl Shared {
+    /// One thread's share: takes folders from the queue until there are none left and no thread can add any.
+    fn work(&self, root: &Path) -> Walk {
+        let mut out = Walk::default();
+        let mut subdirs = Vec::new();
+        loop {
+            let dir = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(dir) = state.queue.pop() {
+                        state.busy += 1;
+                        break dir;
+                    }
+                    if state.busy == 0 {
+                        if state.waiting > 0 {
+                            self.wake.notify_all();
+                        }
+                        return out;
+                    }
+                    state.waiting += 1;
+                    state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+                    state.waiting -= 1;
+                }
+            };
+            read_dir(root, &dir, &mut out, &mut subdirs);
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.busy -= 1;
+            let more = !subdirs.is_empty();
+            state.queue.append(&mut subdirs);
+            if state.waiting > 0 && (more || state.busy == 0) {
+                self.wake.notify_all();
+            }
+        }
+    }
+}
+
+/// Lists one folder: candidate files into `out.files`, folders into `subdirs`.
+fn read_dir(root: &Path, dir: &Path, out: &mut Walk, subdirs: &mut Vec<PathBuf>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            out.errors.push((dir.to_path_buf(), e.to_string()));
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                out.errors.push((dir.to_path_buf(), e.to_string()));
+                continue;
+            }
+        };
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue; // gone since the listing
+        };
+        if kind.is_dir() {
+            subdirs.push(path);
+        } else if kind.is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => match ancestor_loop(root, &path, &meta) {
+                    Some(ancestor) => out.errors.push((
+                        path,
+                        format!(
+                            "file system loop found: it points to its ancestor {}",
+                            ancestor.display()
+                        ),
+                    )),
+                    None => subdirs.push(path),
+                },
+                Ok(meta) if meta.is_file() && is_candidate(&path) => {
+                    out.files.push(Found { path, meta })
+                }
+                Ok(_) => {}
+                Err(e) => out.errors.push((path, e.to_string())),
+            }
+        } else if kind.is_file() && is_candidate(&path) {
+            // Relative to the open folder: no path lookup (see the module comment).
+            if let Ok(meta) = entry.metadata() {
+                out.files.push(Found { path, meta });
+            }
+        }
+    }
+}
+
+/// The ancestor of `link` (up to `root`) that is the folder `target` it points to, if any.
+fn ancestor_loop(root: &Path, link: &Path, target: &Metadata) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in link.ancestors().skip(1) {
+        if let Ok(meta) = std::fs::metadata(ancestor) {
+            if meta.dev() == target.dev() && meta.ino() == target.ino() {
+                return Some(ancestor.to_path_buf());
+            }
+        }
+        if ancestor == root {
+            break;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_come_sorted_with_their_metadata_and_problems_are_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for dir in ["b", "a/x", "a/y", "c", "a-b", "a.c"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for (file, bytes) in [
+            ("a-b/5.jsonl", 5),
+            ("a.c/6.jsonl", 6),
+            ("b/2.jsonl", 2),
+            ("a/x/1.jsonl", 1),
+            ("a/y/session-3.json", 3),
+            ("a/y/3.meta.json", 5),
+            ("a/y/skip.txt", 9),
+            ("c/4.jsonl", 4),
+            ("a/0.jsonl", 0),
+        ] {
+            std::fs::write(root.join(file), vec![b'x'; bytes]).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("c"), root.join("b/link")).unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("a/x/up")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone"), root.join("c/dangling.jsonl")).unwrap();
+        for threads in [1, 2, 4] {
+            let got = walk(root, threads);
+            let names: Vec<String> = got
+                .files
+                .iter()
+                .map(|f| {
+                    let rel = f.path.strip_prefix(root).unwrap().display().to_string();
+                    format!("{rel}:{}", f.meta.len())
+                })
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    "a/0.jsonl:0",
+                    "a/x/1.jsonl:1",
+                    "a/y/session-3.json:3",
+                    "a-b/5.jsonl:5",
+                    "a.c/6.jsonl:6",
+                    "b/2.jsonl:2",
+                    "b/link/4.jsonl:4",
+                    "c/4.jsonl:4"
+                ],
+                "{threads} threads"
+            );
+            let errors: Vec<String> = got
+                .errors
+                .iter()
+                .map(|(p, why)| format!("{}: {why}", p.strip_prefix(root).unwrap().display()))
+                .collect();
+            // The dangling link is reported under both its paths (`b/link` is `c`), like its file would be.
+            assert_eq!(errors.len(), 3, "{errors:?}");
+            assert!(
+                errors[0].starts_with("a/x/up: file system loop found"),
+                "{errors:?}"
+            );
+            assert!(
+                errors[1].starts_with("b/link/dangling.jsonl: "),
+                "{errors:?}"
+            );
+            assert!(errors[2].starts_with("c/dangling.jsonl: "), "{errors:?}");
+        }
+    }
+}
