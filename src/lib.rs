@@ -16,4 +16,5 @@ pub mod sinks;
 pub mod sources;
 pub mod status;
 pub mod store;
+pub mod ui;
 pub mod watch;

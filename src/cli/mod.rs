@@ -3,14 +3,17 @@
 
 mod doctor;
 mod metrics;
-mod prices;
-mod report;
+pub use status::now_ms;
+
+pub(crate) mod prices;
+pub(crate) mod report;
 mod reprice;
 mod show;
 mod status;
 mod statusline;
 mod store;
 mod sync;
+mod ui;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -108,6 +111,9 @@ pub enum Command {
     /// Stay running: import what the agents write as they write it and deliver it to the configured
     /// backends within a second (Ctrl-C stops; run it as a service, see the README).
     Watch(watch::WatchArgs),
+    /// Import what is new, then serve a local dashboard (overview, sessions, trace trees, models and prices)
+    /// at http://127.0.0.1:7878; read-only, no account, nothing leaves the machine.
+    Ui(ui::UiArgs),
     /// Maintain the store: `store rebuild` re-imports everything from the session files.
     Store(store::StoreArgs),
     /// Print a shell completion script: `tokentrace completions bash > ~/.local/share/bash-completion/completions/tokentrace`
@@ -492,6 +498,7 @@ pub fn run() -> Result<()> {
         Command::Report(args) => report::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Ui(args) => ui::run(&ctx, args),
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Prices(args) => prices::run(&ctx, args),
         Command::Metrics(args) => metrics::run(&ctx, args),

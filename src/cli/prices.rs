@@ -38,6 +38,32 @@ fn rates_json(r: &Rates) -> serde_json::Value {
     })
 }
 
+/// The price `model` gets and why, as `prices MODEL --json` prints it (also the dashboard's models page):
+/// `{"model", "provider", "priced": false}` or `{…, "priced": true, "source", "key", "rule", "usd_per_mtok":
+/// {"input", "output", "cache_read", "cache_write", "cache_write_1h"}, "tiers": […]}`.
+pub fn quote_json(pricer: &Pricer, provider: Option<&str>, model: &str) -> serde_json::Value {
+    match pricer.quote(provider, model) {
+        None => json!({ "model": model, "provider": provider, "priced": false }),
+        Some(q) => {
+            let (origin, key, rule) = match &q.origin {
+                PriceOrigin::Override { key } => (
+                    "override".to_string(),
+                    key.clone(),
+                    "config file".to_string(),
+                ),
+                PriceOrigin::Table { key, rule, version } => {
+                    (format!("table ({version})"), key.clone(), rule.to_string())
+                }
+            };
+            json!({
+                "model": model, "provider": provider, "priced": true, "source": origin, "key": key, "rule": rule,
+                "usd_per_mtok": rates_json(&q.base),
+                "tiers": q.tiers.iter().map(|(t, r)| json!({ "above_prompt_tokens": t, "usd_per_mtok": rates_json(r) })).collect::<Vec<_>>(),
+            })
+        }
+    }
+}
+
 pub fn run(ctx: &Context, args: PricesArgs) -> Result<()> {
     let pricer = Pricer::new(ctx.config.prices.clone());
     let Some(model) = args.model.as_deref() else {
@@ -71,26 +97,7 @@ pub fn run(ctx: &Context, args: PricesArgs) -> Result<()> {
     };
     let quote = pricer.quote(args.provider.as_deref(), model);
     if args.json {
-        let doc = match &quote {
-            None => json!({ "model": model, "provider": args.provider, "priced": false }),
-            Some(q) => {
-                let (origin, key, rule) = match &q.origin {
-                    PriceOrigin::Override { key } => (
-                        "override".to_string(),
-                        key.clone(),
-                        "config file".to_string(),
-                    ),
-                    PriceOrigin::Table { key, rule, version } => {
-                        (format!("table ({version})"), key.clone(), rule.to_string())
-                    }
-                };
-                json!({
-                    "model": model, "provider": args.provider, "priced": true, "source": origin, "key": key, "rule": rule,
-                    "usd_per_mtok": rates_json(&q.base),
-                    "tiers": q.tiers.iter().map(|(t, r)| json!({ "above_prompt_tokens": t, "usd_per_mtok": rates_json(r) })).collect::<Vec<_>>(),
-                })
-            }
-        };
+        let doc = quote_json(&pricer, args.provider.as_deref(), model);
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }

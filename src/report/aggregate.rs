@@ -96,6 +96,8 @@ pub struct Totals {
     pub cost_sources: BTreeSet<&'static str>,
     /// Models whose tokens had no price.
     pub unpriced_models: BTreeSet<String>,
+    /// Model calls whose tokens had no price (the dashboard's unpriced share).
+    pub unpriced_generations: u64,
     /// Summed duration of tool calls, ms.
     pub tool_duration_ms: i64,
     pub sessions: BTreeSet<String>,
@@ -136,6 +138,7 @@ impl Totals {
                 self.cost_pico = self.cost_pico.saturating_add(fact.cost_pico);
                 self.flagged += u64::from(fact.flagged);
                 if fact.unpriced {
+                    self.unpriced_generations += 1;
                     let model = match (&fact.provider, &fact.model) {
                         (Some(p), Some(m)) => format!("{p}/{m}"),
                         (None, Some(m)) => m.clone(),

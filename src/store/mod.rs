@@ -394,6 +394,14 @@ impl Store {
         Ok(out)
     }
 
+    /// SQLite's `PRAGMA data_version`: changes when another connection commits to the store, and only then
+    /// (comparable between calls on this connection only). What the dashboard polls to update open pages.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// Size (bytes) and mtime (ns) the store last saw of the file at `path`, if it knows it: a caller that
     /// imports one file checks it against the file's metadata before doing anything else.
     pub fn file_seen(&self, path: &str) -> Result<Option<(u64, i64)>> {

@@ -142,6 +142,10 @@ pub struct ObservationRow {
     pub cost_pico: Option<i64>,
     pub cost_source: Option<String>,
     pub unpriced: bool,
+    /// What the capture policy kept of the input (a tool's arguments, a prompt) and output (a tool's
+    /// result, a model's answer), redacted.
+    pub input: Option<String>,
+    pub output: Option<String>,
 }
 
 /// One trace of a session.
@@ -271,24 +275,42 @@ impl Store {
     /// The facts are read without a join: joining sessions and files for each of 32k facts cost ~80 ms of a
     /// 0.25 s warm report on the 1 GB benchmark, where the facts themselves come from one covering index
     /// (`observations_facts`).
-    pub fn for_each_fact(
+    pub fn for_each_fact(&self, keep: impl Fn(&str) -> bool, each: impl FnMut(Fact)) -> Result<()> {
+        self.facts(None, keep, each)
+    }
+
+    /// [`Store::for_each_fact`] of one session, through the session indexes (a session page reads its own
+    /// facts, not the whole store's).
+    pub fn for_each_fact_of(&self, session_key: &str, each: impl FnMut(Fact)) -> Result<()> {
+        self.facts(Some(session_key), |_| true, each)
+    }
+
+    fn facts(
         &self,
+        session: Option<&str>,
         keep: impl Fn(&str) -> bool,
         mut each: impl FnMut(Fact),
     ) -> Result<()> {
+        let (of_o, of_t) = match session {
+            Some(_) => ("AND o.session_key = ?1", "AND t.session_key = ?1"),
+            None => ("", ""),
+        };
         let sql = format!(
             "SELECT o.kind, o.level, o.start_ms, o.end_ms, o.name, COALESCE(o.response_model, o.model), o.provider, {TOKEN_COLUMNS},
                     o.cost_total, o.cost_source, o.unpriced, o.session_key, o.flag IS NOT NULL
              FROM observations o
-             WHERE o.kind IN ('generation', 'tool', 'agent')
+             WHERE o.kind IN ('generation', 'tool', 'agent') {of_o}
              UNION ALL
              SELECT 'prompt', NULL, t.start_ms, t.end_ms, '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                     NULL, NULL, NULL, t.session_key, 0
              FROM traces t
-             WHERE t.is_prompt = 1"
+             WHERE t.is_prompt = 1 {of_t}"
         );
         let mut stmt = self.conn().prepare(&sql)?;
-        let mut rows = stmt.query([])?;
+        let mut rows = match session {
+            Some(key) => stmt.query([key])?,
+            None => stmt.query([])?,
+        };
         while let Some(r) = rows.next()? {
             if !keep(r.get_ref(16)?.as_str()?) {
                 continue;
@@ -366,7 +388,8 @@ impl Store {
     pub fn observations_of(&self, trace_id: &str) -> Result<Vec<ObservationRow>> {
         let sql = format!(
             "SELECT o.id, o.parent_id, o.kind, o.name, o.start_ms, o.end_ms, o.level, o.status_message,
-                    COALESCE(o.response_model, o.model), {TOKEN_COLUMNS}, o.cost_total, o.cost_source, o.unpriced
+                    COALESCE(o.response_model, o.model), {TOKEN_COLUMNS}, o.cost_total, o.cost_source, o.unpriced,
+                    o.input, o.output
              FROM observations o WHERE o.trace_id = ?1 ORDER BY o.start_ms, o.rowid"
         );
         let mut stmt = self.conn().prepare(&sql)?;
@@ -389,6 +412,8 @@ impl Store {
                 cost_pico: r.get(15)?,
                 cost_source: r.get(16)?,
                 unpriced: r.get::<_, Option<bool>>(17)?.unwrap_or(false),
+                input: r.get(18)?,
+                output: r.get(19)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
