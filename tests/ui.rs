@@ -464,3 +464,51 @@ fn a_public_address_needs_a_token_and_every_request_carries_it() {
         200
     );
 }
+
+/// `ui --watch`: the watch runs in the same process; a session written after the start shows up in the
+/// answers, and the change counter the pages poll moves.
+#[test]
+fn with_watch_the_dashboard_follows_new_sessions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let server = start(&data, &["--watch", "--path", home.to_str().unwrap()]);
+    let base = format!("http://{}", server.addr);
+    let before = get_json(&format!("{base}/api/changes"))["version"].clone();
+    assert_eq!(
+        get_json(&format!("{base}/api/overview"))["totals"]["generations"],
+        0
+    );
+    let run = common::repo().join("tests/fixtures/recorded/claude/claude-2.1.332/run23-multi");
+    common::copy_tree(&run.join("home"), &home);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let overview = loop {
+        let doc = get_json(&format!("{base}/api/overview"));
+        if doc["totals"]["generations"].as_u64().unwrap_or(0) > 0 {
+            break doc;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch did not import the new session"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_ne!(get_json(&format!("{base}/api/changes"))["version"], before);
+    // What the dashboard shows is what the report of the same files says.
+    let other = tmp.path().join("other");
+    let out = tokentrace(&other)
+        .args(["report", "--json", "--path", home.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let expected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(expected["totals"]["generations"].as_u64().unwrap() > 0);
+    // The watch may still be importing the last lines: wait for the same totals.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut got = overview["totals"].clone();
+    while got != expected["totals"] && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        got = get_json(&format!("{base}/api/overview"))["totals"].clone();
+    }
+    assert_eq!(got, expected["totals"]);
+}

@@ -66,7 +66,7 @@ pub struct Cli {
 }
 
 /// Options every command accepts.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Directory of the store (default: $XDG_DATA_HOME/tokentrace).
     #[arg(long, global = true, env = "TOKENTRACE_DATA_DIR", value_name = "DIR")]
@@ -498,7 +498,7 @@ pub fn run() -> Result<()> {
         Command::Report(args) => report::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
-        Command::Ui(args) => ui::run(&ctx, args),
+        Command::Ui(args) => ui::run(&cli.global, &ctx, args),
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Prices(args) => prices::run(&ctx, args),
         Command::Metrics(args) => metrics::run(&ctx, args),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use anyhow::Result;
 use clap::Args;
 
-use super::{print_import_warnings, Context, SourceArgs};
+use super::{print_import_warnings, Context, Global, SourceArgs};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -31,18 +31,50 @@ pub struct UiArgs {
     /// Open the dashboard in the default browser (xdg-open) once it is served.
     #[arg(long)]
     pub open: bool,
+    /// Also run `tokentrace watch` in this process (same sources; backends and metrics as configured), so
+    /// open pages follow the agents live. Ctrl-C stops both, after the watch delivered what is pending.
+    #[arg(long, conflicts_with = "no_import")]
+    pub watch: bool,
     #[command(flatten)]
     pub sources: SourceArgs,
 }
 
-pub fn run(ctx: &Context, args: UiArgs) -> Result<()> {
+pub fn run(global: &Global, ctx: &Context, args: UiArgs) -> Result<()> {
     // Refuse a public address without a token before doing any work.
     let opts = crate::ui::Options {
         listen: args.listen,
         token: args.token.clone(),
     };
     crate::ui::check_options(&opts)?;
-    let store = if args.sources.no_import {
+    let store = if args.watch {
+        // The watch imports (its first pass reads everything new); the store must exist before the server's
+        // read-only connection opens it.
+        drop(ctx.open_store()?);
+        let watch_args = super::watch::WatchArgs {
+            source: args.sources.source.clone(),
+            path: args.sources.path.clone(),
+            rescan: 60,
+            shutdown_timeout: 10,
+            status_interval: 300,
+            metrics_listen: None,
+            metrics_compat: Vec::new(),
+        };
+        let (global, watch_ctx) = (global.clone(), Context::new(global)?);
+        std::thread::Builder::new()
+            .name("tt-watch".into())
+            .spawn(move || {
+                // The watch owns the signals: when it has stopped (Ctrl-C), so does the dashboard.
+                let code = match super::watch::run(&global, watch_ctx, watch_args) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("tokentrace: watch stopped: {e:#}");
+                        1
+                    }
+                };
+                std::process::exit(code);
+            })?;
+        ctx.open_store_read_only()?
+    } else if args.sources.no_import {
         ctx.open_store_read_only()?
     } else {
         let mut store = ctx.open_store()?;
