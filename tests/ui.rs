@@ -183,6 +183,24 @@ fn the_dashboard_shows_the_reports_numbers_in_a_browser() {
         get(&format!("{base}/api/session/nope:nothing")).status(),
         404
     );
+    // A subagent that ran as a session of its own links to its parent and back.
+    let mut pairs = 0;
+    for key in &keys {
+        let doc = get_json(&format!("{base}/api/session/{}", urlencode(key)));
+        if let Some(parent) = doc["parent"]["key"].as_str() {
+            let up = get_json(&format!("{base}/api/session/{}", urlencode(parent)));
+            let listed = up["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["key"] == key.as_str());
+            assert!(listed, "{parent} does not list its subagent session {key}");
+            pairs += 1;
+        }
+    }
+    if common::shared_corpus().is_some() {
+        assert!(pairs >= 1, "the shared corpus has Codex subagent sessions");
+    }
     // Every answer carries the policy; the server is read-only.
     let resp = get(&format!("{base}/"));
     let csp = resp.headers()["content-security-policy"]

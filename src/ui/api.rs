@@ -416,7 +416,26 @@ pub fn session(store: &Store, key: &str, q: &Query) -> Result<Option<Value>> {
             "observations": observations,
         }));
     }
+    // Subagents that ran as sessions of their own (Codex's delegated tasks) and the session this one ran
+    // under; Claude Code's subagents are nested in the trace tree itself.
+    let all = store.sessions(&Filter::default())?;
+    let link = |s: &SessionRow| json!({ "key": s.key, "session_id": s.session_id, "agent": s.agent, "name": s.name });
+    let children: Vec<Value> = all
+        .iter()
+        .filter(|s| {
+            s.parent_session.as_deref() == Some(row.session_id.as_str())
+                || s.parent_session.as_deref() == Some(row.key.as_str())
+        })
+        .map(link)
+        .collect();
+    let parent = row
+        .parent_session
+        .as_deref()
+        .and_then(|p| all.iter().find(|s| s.session_id == p || s.key == p))
+        .map(link);
     Ok(Some(json!({
+        "parent": parent,
+        "children": children,
         "session": {
             "key": row.key,
             "agent": row.agent,

@@ -20,7 +20,7 @@ function el(tag, attrs, ...children) {
     if (k === "href" && !String(v).startsWith("/")) throw new Error("refusing link " + v);
     node.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -62,7 +62,7 @@ async function api(path, query) {
 
 function setMain(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+  main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 // ---------------------------------------------------------------------------------------------- overview
@@ -273,6 +273,9 @@ async function session(key) {
   setMain(
     el("h1", {}, "Session ", el("span", { id: "session-id" }, s.session_id)),
     el("p", { class: "muted" }, `${s.agent}${s.agent_version ? " " + s.agent_version : ""} · ${s.project || "no project"}${s.channel ? " · channel " + s.channel : ""} · ${when(s.start_ms)} → ${when(s.end_ms)}`),
+    doc.parent ? el("p", {}, "Ran under session ", link("/session/" + encodeURIComponent(doc.parent.key), {}, doc.parent.session_id)) : null,
+    doc.children.length ? el("p", { id: "children" }, "Subagent sessions: ",
+      doc.children.map((c, i) => [i ? ", " : "", link("/session/" + encodeURIComponent(c.key), {}, c.name || c.session_id)])) : null,
     el("div", { class: "cards", id: "session-totals" },
       card("Cost", usd(m.cost_usd), { id: "session-cost", "data-usd": m.cost_usd }),
       card("Prompts", int(m.prompts)),
