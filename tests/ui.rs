@@ -30,26 +30,37 @@ fn tokentrace(data: &Path) -> Command {
     cmd
 }
 
-/// Starts `ui` on a free port with `args` and waits for its address.
+/// Starts `ui` on a free port of 127.0.0.1 with `args` and waits for its address.
 fn start(data: &Path, args: &[&str]) -> Server {
-    let mut child = tokentrace(data)
-        .args(["ui", "--listen", "127.0.0.1:0"])
-        .args(args)
+    start_with(
+        tokentrace(data)
+            .args(["ui", "--listen", "127.0.0.1:0"])
+            .args(args),
+    )
+}
+
+/// Spawns a `ui` command and waits for the address it serves at (as 127.0.0.1:PORT).
+fn start_with(cmd: &mut Command) -> Server {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
+    let port = loop {
         let line = lines.next().expect("ui exited before serving").unwrap();
         if let Some(rest) = line.split("dashboard at http://").nth(1) {
-            break rest.split('/').next().unwrap().to_string();
+            let addr = rest.split('/').next().unwrap();
+            break addr.rsplit(':').next().unwrap().to_string();
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
+    Server {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    }
 }
 
 fn get(url: &str) -> reqwest::blocking::Response {
@@ -402,37 +413,17 @@ fn a_public_address_needs_a_token_and_every_request_carries_it() {
     // Refused before anything was imported.
     assert!(!data.join("tokentrace.db").exists());
 
-    let mut child = tokentrace(&data)
-        .args([
-            "ui",
-            "--listen",
-            "0.0.0.0:0",
-            "--path",
-            examples.to_str().unwrap(),
-        ])
-        .env("TOKENTRACE_UI_TOKEN", "s3cret-Token_1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("ui exited").unwrap();
-        if let Some(rest) = line.split("dashboard at http://").nth(1) {
-            break rest
-                .split('/')
-                .next()
-                .unwrap()
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .to_string();
-        }
-    };
-    let server = Server {
-        child,
-        addr: format!("127.0.0.1:{port}"),
-    };
+    let server = start_with(
+        tokentrace(&data)
+            .args([
+                "ui",
+                "--listen",
+                "0.0.0.0:0",
+                "--path",
+                examples.to_str().unwrap(),
+            ])
+            .env("TOKENTRACE_UI_TOKEN", "s3cret-Token_1"),
+    );
     let base = format!("http://{}", server.addr);
     let client = reqwest::blocking::Client::new();
     for path in ["/", "/api/overview", "/api/changes", "/assets/app.js"] {

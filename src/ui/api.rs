@@ -129,13 +129,23 @@ fn aggregate(store: &Store, scope: &Scope, groupings: &[Grouping]) -> Result<Vec
     Ok(aggs)
 }
 
-fn json_opts(breakdown: bool) -> TableOptions {
-    TableOptions {
+/// The `report <grouping> --json` document of `agg` (`--breakdown` with `breakdown`).
+fn report_doc(grouping: Grouping, scope: &Scope, agg: &Aggregate, breakdown: bool) -> Value {
+    let opts = TableOptions {
         width: None,
         color: false,
         breakdown,
         compact: false,
         select: Selection::default(),
+    };
+    render_json(grouping, &scope.window, agg, &scope.sessions, &opts)
+}
+
+/// Takes the `rows` out of a report document.
+fn take_rows(doc: &mut Value) -> Vec<Value> {
+    match doc["rows"].take() {
+        Value::Array(rows) => rows,
+        _ => Vec::new(),
     }
 }
 
@@ -154,15 +164,7 @@ pub fn overview(store: &Store, q: &Query, now_ms: i64) -> Result<Value> {
         Grouping::Session,
     ];
     let aggs = aggregate(store, &scope, &VIEWS)?;
-    let doc = |i: usize, breakdown: bool| {
-        render_json(
-            VIEWS[i],
-            &scope.window,
-            &aggs[i],
-            &scope.sessions,
-            &json_opts(breakdown),
-        )
-    };
+    let doc = |i: usize, breakdown: bool| report_doc(VIEWS[i], &scope, &aggs[i], breakdown);
     let daily = doc(0, true);
     let starts = crate::status::period_starts(now_ms, &scope.window.tz);
     let day_of = |ms: i64| scope.window.date(ms).map(|d| d.to_string());
@@ -232,10 +234,7 @@ fn window_json(w: &Window) -> Value {
 
 /// The `n` rows of a report document with the highest `field`.
 fn top_rows(doc: &mut Value, field: &str, n: usize) -> Vec<Value> {
-    let mut rows = match doc["rows"].take() {
-        Value::Array(rows) => rows,
-        _ => Vec::new(),
-    };
+    let mut rows = take_rows(doc);
     rows.sort_by(|a, b| {
         let v = |r: &Value| r[field].as_f64().unwrap_or(0.0);
         v(b).total_cmp(&v(a))
@@ -257,17 +256,8 @@ pub fn sessions(store: &Store, q: &Query) -> Result<Value> {
             agg.rows.entry(key.clone()).or_default();
         }
     }
-    let mut doc = render_json(
-        Grouping::Session,
-        &scope.window,
-        &agg,
-        &scope.sessions,
-        &json_opts(false),
-    );
-    let mut rows = match doc["rows"].take() {
-        Value::Array(rows) => rows,
-        _ => Vec::new(),
-    };
+    let mut doc = report_doc(Grouping::Session, &scope, &agg, false);
+    let mut rows = take_rows(&mut doc);
     for row in &mut rows {
         let s = row["key"].as_str().and_then(|k| scope.sessions.get(k));
         row["channel"] = json!(s.and_then(|s| s.channel.clone()));
@@ -364,13 +354,7 @@ pub fn session(store: &Store, key: &str, q: &Query) -> Result<Option<Value>> {
         agg.add(Grouping::Session, &scope.window, &scope.sessions, &f)
     })?;
     agg.rows.entry(row.key.clone()).or_default();
-    let mut doc = render_json(
-        Grouping::Session,
-        &scope.window,
-        &agg,
-        &scope.sessions,
-        &json_opts(false),
-    );
+    let mut doc = report_doc(Grouping::Session, &scope, &agg, false);
     let summary = doc["rows"][0].take();
     let mut traces = Vec::new();
     for t in store.traces_of(key)? {
@@ -472,13 +456,7 @@ fn content(text: Option<&str>) -> Value {
 pub fn models(store: &Store, q: &Query, pricer: &Pricer) -> Result<Value> {
     let scope = scope(store, q)?;
     let aggs = aggregate(store, &scope, &[Grouping::Model])?;
-    let mut doc = render_json(
-        Grouping::Model,
-        &scope.window,
-        &aggs[0],
-        &scope.sessions,
-        &json_opts(false),
-    );
+    let mut doc = report_doc(Grouping::Model, &scope, &aggs[0], false);
     // The provider of each model, for its price lookup (the first seen).
     let mut providers: BTreeMap<String, Option<String>> = BTreeMap::new();
     store.for_each_fact(
@@ -491,10 +469,7 @@ pub fn models(store: &Store, q: &Query, pricer: &Pricer) -> Result<Value> {
             }
         },
     )?;
-    let mut rows = match doc["rows"].take() {
-        Value::Array(rows) => rows,
-        _ => Vec::new(),
-    };
+    let mut rows = take_rows(&mut doc);
     for row in &mut rows {
         let model = row["key"].as_str().unwrap_or_default().to_string();
         let provider = providers.get(&model).cloned().flatten();
