@@ -9,11 +9,13 @@ use super::{print_import_warnings, Context, Global, SourceArgs};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Pages: / (overview), /sessions, /session/KEY, /models; their JSON: /api/overview, /api/sessions,
-/api/session/KEY, /api/models, /api/changes (filters in the query: since, until, agent, model, project,
-channel, tz). Open pages update when the store changes (an import, or a `tokentrace watch` on the same store).
-The dashboard is read-only and binds to 127.0.0.1; any other address needs --token (or TOKENTRACE_UI_TOKEN),
-then every request must carry it: open http://HOST:PORT/?token=TOKEN once (it sets a cookie), or send
+Pages: / (overview), /sessions, /session/KEY, /models. Their JSON: /api/overview, /api/sessions, /api/session/KEY, \
+/api/models, /api/changes; filters in the query: since, until, agent, model, project, channel, tz.
+
+Open pages update when the store changes: an import, a `tokentrace watch` on the same store, or --watch.
+
+The dashboard is read-only and binds to 127.0.0.1. Any other address needs --token (or TOKENTRACE_UI_TOKEN), and \
+then every request must carry it: open http://HOST:PORT/?token=TOKEN once (it sets a cookie), or send \
 `Authorization: Bearer TOKEN`.")]
 pub struct UiArgs {
     /// Address to listen on (port 0: any free port, printed at start).
@@ -80,9 +82,14 @@ pub fn run(global: &Global, ctx: &Context, args: UiArgs) -> Result<()> {
         let mut store = ctx.open_store()?;
         let summary = ctx.import(&mut store, &args.sources)?;
         print_import_warnings(&summary);
-        drop(store);
-        // The server reads through its own read-only connection.
-        ctx.open_store_read_only()?
+        if ctx.ephemeral {
+            // The in-memory store is the only copy: serve it.
+            store
+        } else {
+            // The server reads through its own read-only connection.
+            drop(store);
+            ctx.open_store_read_only()?
+        }
     };
     let pricer = ctx.enricher()?.pricer().clone();
     let open = args.open;
