@@ -153,12 +153,12 @@ impl Enricher {
         Enricher::try_new(config, home, &HashMap::new()).expect("valid privacy settings")
     }
 
-    /// The pricer applied to every generation (also used to re-price the store when prices change).
     /// The config this enrichment was built from.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The pricer applied to every generation (also used to re-price the store when prices change).
     pub fn pricer(&self) -> &Pricer {
         &self.pricer
     }
@@ -459,14 +459,7 @@ pub fn import_known(
             }
         };
         let prev = match known.get(&path) {
-            Some(stamp)
-                if stamp.dev == meta.dev()
-                    && stamp.ino == meta.ino()
-                    && stamp.size == meta.len()
-                    && stamp.mtime_ns == mtime_ns(&meta) =>
-            {
-                continue
-            }
+            Some(stamp) if unchanged(stamp, &meta) => continue,
             Some(_) => {
                 let mut row = store.files_at(&[&path])?.remove(&path);
                 if let Some(row) = &mut row {
@@ -722,6 +715,30 @@ fn follow_renames(
         }
     }
     Ok(())
+}
+
+/// Whether `meta` is the file the store last saw as `stamp` (same device, inode, size and mtime): an import
+/// leaves it alone.
+fn unchanged(stamp: &FileStamp, meta: &std::fs::Metadata) -> bool {
+    stamp.dev == meta.dev()
+        && stamp.ino == meta.ino()
+        && stamp.size == meta.len()
+        && stamp.mtime_ns == mtime_ns(meta)
+}
+
+/// The files among `files` that the store does not know or that changed since it saw them (the import's own
+/// check, [`unchanged`]), for a caller that builds the enrichment only when something is to be read (a
+/// status bar's `statusline` call). Files that cannot be stat'ed are left for the import to report.
+pub fn changed_files(store: &Store, files: Vec<DiscoveredFile>) -> Result<Vec<DiscoveredFile>> {
+    let paths: Vec<&str> = files.iter().filter_map(|f| f.path.to_str()).collect();
+    let known = store.file_stamps_at(&paths)?;
+    Ok(files
+        .into_iter()
+        .filter(|f| {
+            let stamp = f.path.to_str().and_then(|p| known.get(p));
+            !matches!((stamp, f.stat()), (Some(stamp), Ok(meta)) if unchanged(stamp, &meta))
+        })
+        .collect())
 }
 
 /// A file's mtime in ns since the epoch, as the store keeps it (`files.mtime_ns`).

@@ -192,7 +192,8 @@ fn line(ctx: &Context, args: &StatuslineArgs, input: &Value) -> Result<String> {
 }
 
 /// Imports the transcript (and its subagents' transcripts) when it changed since the store saw it: one stat
-/// when nothing did, which is what keeps a status bar cheap.
+/// and one file-row lookup each when nothing did (the import's own check, without building the enrichment),
+/// which is what keeps a status bar cheap.
 fn import_transcript(ctx: &Context, store: &mut Store, path: &Path) -> Result<()> {
     let mut files = vec![path.to_path_buf()];
     if let Ok(dir) = std::fs::read_dir(path.with_extension("").join("subagents")) {
@@ -202,20 +203,18 @@ fn import_transcript(ctx: &Context, store: &mut Store, path: &Path) -> Result<()
                 .filter(|p| p.extension().is_some_and(|x| x == "jsonl")),
         );
     }
-    let mut changed = Vec::new();
-    for file in files {
-        let Ok(meta) = std::fs::metadata(&file) else {
-            continue;
-        };
-        let seen = store.file_seen(&file.to_string_lossy())?;
-        if seen != Some((meta.len(), crate::ingest::mtime_ns(&meta))) {
-            changed.push(DiscoveredFile {
+    let files: Vec<DiscoveredFile> = files
+        .into_iter()
+        .filter_map(|file| {
+            let meta = std::fs::metadata(&file).ok()?;
+            Some(DiscoveredFile {
                 path: file,
                 agent: Agent::Claude,
                 meta: Some(meta),
-            });
-        }
-    }
+            })
+        })
+        .collect();
+    let changed = crate::ingest::changed_files(store, files)?;
     if !changed.is_empty() {
         crate::ingest::import(store, &changed, &ctx.enricher()?, false)?;
     }
