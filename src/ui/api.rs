@@ -109,6 +109,16 @@ fn scope(store: &Store, q: &Query) -> Result<Scope> {
 /// One pass over the store's facts into an [`Aggregate`] per grouping (a pass over the 1 GB benchmark's
 /// store is most of a request's time: the overview's six views share one).
 fn aggregate(store: &Store, scope: &Scope, groupings: &[Grouping]) -> Result<Vec<Aggregate>> {
+    aggregate_seeing(store, scope, groupings, |_| {})
+}
+
+/// [`aggregate`], also showing `each` every fact of the scope's sessions (before the window and model filters).
+fn aggregate_seeing(
+    store: &Store,
+    scope: &Scope,
+    groupings: &[Grouping],
+    mut each: impl FnMut(&Fact),
+) -> Result<Vec<Aggregate>> {
     let mut aggs: Vec<Aggregate> = groupings.iter().map(|_| Aggregate::default()).collect();
     let keep_model = |f: &Fact| {
         scope
@@ -119,6 +129,7 @@ fn aggregate(store: &Store, scope: &Scope, groupings: &[Grouping]) -> Result<Vec
     store.for_each_fact(
         |key| scope.sessions.contains_key(key),
         |f| {
+            each(&f);
             if keep_model(&f) {
                 for (g, agg) in groupings.iter().zip(aggs.iter_mut()) {
                     agg.add(*g, &scope.window, &scope.sessions, &f);
@@ -455,20 +466,16 @@ fn content(text: Option<&str>) -> Value {
 /// `"priced": false`.
 pub fn models(store: &Store, q: &Query, pricer: &Pricer) -> Result<Value> {
     let scope = scope(store, q)?;
-    let aggs = aggregate(store, &scope, &[Grouping::Model])?;
-    let mut doc = report_doc(Grouping::Model, &scope, &aggs[0], false);
-    // The provider of each model, for its price lookup (the first seen).
+    // The provider of each model, for its price lookup (the first seen), read in the same pass.
     let mut providers: BTreeMap<String, Option<String>> = BTreeMap::new();
-    store.for_each_fact(
-        |key| scope.sessions.contains_key(key),
-        |f| {
-            if let (FactKind::Generation, Some(m)) = (f.kind, &f.model) {
-                if !providers.contains_key(m) {
-                    providers.insert(m.clone(), f.provider.clone());
-                }
+    let aggs = aggregate_seeing(store, &scope, &[Grouping::Model], |f| {
+        if let (FactKind::Generation, Some(m)) = (f.kind, &f.model) {
+            if !providers.contains_key(m) {
+                providers.insert(m.clone(), f.provider.clone());
             }
-        },
-    )?;
+        }
+    })?;
+    let mut doc = report_doc(Grouping::Model, &scope, &aggs[0], false);
     let mut rows = take_rows(&mut doc);
     for row in &mut rows {
         let model = row["key"].as_str().unwrap_or_default().to_string();

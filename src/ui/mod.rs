@@ -92,8 +92,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/sessions", get(page))
         .route("/session/{key}", get(page))
         .route("/models", get(page))
-        .route("/assets/app.js", get(script))
-        .route("/assets/style.css", get(style))
+        .route(
+            "/assets/app.js",
+            get(|| async { embedded("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/assets/style.css",
+            get(|| async { embedded("text/css; charset=utf-8", STYLE_CSS) }),
+        )
         .route("/api/overview", get(overview))
         .route("/api/sessions", get(sessions))
         .route("/api/session/{key}", get(session))
@@ -111,44 +117,33 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 
+/// A file embedded in the binary, with its content type.
+/// Every page is the same document: its script draws the page the path names.
 async fn page() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        INDEX_HTML,
-    )
-        .into_response()
+    embedded("text/html; charset=utf-8", INDEX_HTML)
 }
 
-async fn script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        APP_JS,
-    )
-        .into_response()
-}
-
-async fn style() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        STYLE_CSS,
-    )
-        .into_response()
+fn embedded(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-/// Runs a store read off the async workers and answers its JSON (from [`Shared::answers`] when the store has
-/// not changed since): 400 for a bad query (date, time zone, sort), 404 when there is nothing at that
+/// Runs a store read off the async workers and answers its JSON (with a `key`: from [`Shared::answers`] when
+/// the store has not changed since it was kept under that key): 400 for a bad query (date, time zone, sort), 404 when there is nothing at that
 /// address, 500 for a store error.
 async fn answer(
     shared: Arc<Shared>,
-    key: String,
+    key: Option<String>,
     read: impl FnOnce(&Shared, &Store) -> Result<Option<serde_json::Value>> + Send + 'static,
 ) -> Response {
     let done = tokio::task::spawn_blocking(move || -> Result<Option<Arc<String>>> {
         let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(key) = key else {
+            return Ok(read(&shared, &store)?.map(|doc| Arc::new(doc.to_string())));
+        };
         let version = store.data_version()?;
         let kept = |answers: &HashMap<String, (i64, Arc<String>)>| {
             answers
@@ -211,14 +206,14 @@ async fn overview(State(s): State<Arc<Shared>>, uri: Uri, Query(q): Query<api::Q
     // "Today" moves with the clock: the day is part of the key.
     let now = crate::cli::now_ms();
     let day = now / 86_400_000;
-    answer(s, format!("{uri}#{day}"), move |_, store| {
+    answer(s, Some(format!("{uri}#{day}")), move |_, store| {
         api::overview(store, &q, now).map(Some)
     })
     .await
 }
 
 async fn sessions(State(s): State<Arc<Shared>>, uri: Uri, Query(q): Query<api::Query>) -> Response {
-    answer(s, uri.to_string(), move |_, store| {
+    answer(s, Some(uri.to_string()), move |_, store| {
         api::sessions(store, &q).map(Some)
     })
     .await
@@ -230,43 +225,20 @@ async fn session(
     Path(key): Path<String>,
     Query(q): Query<api::Query>,
 ) -> Response {
-    answer(s, uri.to_string(), move |_, store| {
+    answer(s, Some(uri.to_string()), move |_, store| {
         api::session(store, &key, &q)
     })
     .await
 }
 
 async fn models(State(s): State<Arc<Shared>>, uri: Uri, Query(q): Query<api::Query>) -> Response {
-    answer(s, uri.to_string(), move |shared, store| {
+    answer(s, Some(uri.to_string()), move |shared, store| {
         api::models(store, &q, &shared.pricer).map(Some)
     })
     .await
 }
 
 async fn changes(State(s): State<Arc<Shared>>) -> Response {
-    let done = tokio::task::spawn_blocking(move || {
-        let store = s.store.lock().unwrap_or_else(|e| e.into_inner());
-        api::changes(&store)
-    })
-    .await;
-    match done {
-        Ok(Ok(doc)) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            doc.to_string(),
-        )
-            .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json_error(&format!("{e:#}")),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json_error(&e.to_string()),
-        )
-            .into_response(),
-    }
+    // Never kept: it is what tells the pages the store changed.
+    answer(s, None, |_, store| api::changes(store).map(Some)).await
 }
