@@ -77,9 +77,23 @@ pub fn walk(root: &Path, threads: usize) -> Walk {
 /// components of both sides at every comparison: 4 ms of a `status` call on the 1 GB benchmark).
 fn depth_first(a: &Path, b: &Path) -> std::cmp::Ordering {
     use std::os::unix::ffi::OsStrExt;
-    let key = |c: &u8| if *c == b'/' { 0 } else { *c };
     let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
-    a.iter().map(key).cmp(b.iter().map(key))
+    // The paths share long prefixes (the root, the project folder): find the first difference 16 bytes at a
+    // time (a slice comparison is a `memcmp`), then order by that byte alone. Byte by byte through a mapped
+    // iterator this sort was 8 % of a `status` call on the 1 GB benchmark.
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 16 <= n && a[i..i + 16] == b[i..i + 16] {
+        i += 16;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    let key = |c: u8| if c == b'/' { 0 } else { c };
+    match (a.get(i), b.get(i)) {
+        (Some(&x), Some(&y)) => key(x).cmp(&key(y)),
+        _ => a.len().cmp(&b.len()),
+    }
 }
 
 /// The folders left to read, shared by the walking threads.

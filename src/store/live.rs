@@ -116,7 +116,8 @@ impl Store {
 
     /// Start times (ms) of an agent's model calls up to `until_ms`, oldest first, back to the last gap of more
     /// than `gap_ms` between two calls (the calls before it are not read): what 5-hour blocks are placed by,
-    /// since a gap that long starts the block chain over.
+    /// since a gap that long starts the block chain over. Empty when no call lies within `gap_ms` before
+    /// `until_ms` (no block can be open then).
     pub fn agent_calls_since_gap(
         &self,
         agent: &str,
@@ -133,7 +134,14 @@ impl Store {
         let mut times: Vec<i64> = Vec::new();
         while let Some(r) = rows.next()? {
             let t: i64 = r.get(0)?;
-            if times.last().is_some_and(|later| later - t > gap_ms) {
+            // `until_ms` itself ends the chain: with no call in the last `gap_ms` nothing is open, and the
+            // scan stops at once instead of walking back to the last gap (on the 1 GB benchmark, a day after
+            // its last call, that walk read all 19,573 calls of its dense history: 7 % of a `status` call).
+            let gap = match times.last() {
+                Some(later) => later - t > gap_ms,
+                None => until_ms - t >= gap_ms,
+            };
+            if gap {
                 break;
             }
             times.push(t);
@@ -248,4 +256,64 @@ fn call_sum(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallSum> {
         },
         cost_pico: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn store_with_calls(calls: &[(&str, i64)]) -> Store {
+        let store = Store::open_in_memory().unwrap();
+        for (i, (session, ms)) in calls.iter().enumerate() {
+            store
+                .conn()
+                .execute(
+                    "INSERT INTO observations (id, session_key, kind, name, key, start_ms)
+                     VALUES (?1, ?2, 'generation', 'g', ?1, ?3)",
+                    params![format!("{i:016x}"), session, ms],
+                )
+                .unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn calls_since_gap_stop_at_the_last_long_gap_and_at_an_idle_now() {
+        let t0 = 1_800_000_000_000;
+        let store = store_with_calls(&[
+            ("claude:a", t0),
+            ("claude:a", t0 + 6 * HOUR), // a gap of more than 5 h: the chain starts over here
+            ("codex:b", t0 + 7 * HOUR),  // another agent: not counted
+            ("claude:c", t0 + 8 * HOUR),
+            ("claude:c", t0 + 12 * HOUR),
+        ]);
+        let gap = 5 * HOUR;
+        assert_eq!(
+            store
+                .agent_calls_since_gap("claude", t0 + 13 * HOUR, gap)
+                .unwrap(),
+            vec![t0 + 6 * HOUR, t0 + 8 * HOUR, t0 + 12 * HOUR]
+        );
+        // Calls after `until_ms` are not read.
+        assert_eq!(
+            store
+                .agent_calls_since_gap("claude", t0 + 7 * HOUR, gap)
+                .unwrap(),
+            vec![t0 + 6 * HOUR]
+        );
+        // Nothing in the last 5 h: no chain is open (and nothing before is read).
+        assert!(store
+            .agent_calls_since_gap("claude", t0 + 17 * HOUR, gap)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
+                .agent_calls_since_gap("claude", t0 + 17 * HOUR - 1, gap)
+                .unwrap()
+                .len(),
+            3
+        );
+    }
 }
