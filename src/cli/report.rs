@@ -187,7 +187,7 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
     }
     store.for_each_fact(
         |key| sessions.contains_key(key),
-        |f| agg.add(args.grouping, &window, &sessions, &f),
+        |f| agg.add(args.grouping, &window, &sessions, f),
     )?;
     let mut block_notes = Vec::new();
     if let Some(index) = agg.blocks.clone() {
@@ -211,7 +211,7 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
             agg.blocks = Some(index.only_active(now));
             store.for_each_fact(
                 |key| sessions.contains_key(key),
-                |f| agg.add(args.grouping, &window, &sessions, &f),
+                |f| agg.add(args.grouping, &window, &sessions, f),
             )?;
         }
         block_notes = block_details(&agg, now, limit);

@@ -461,7 +461,7 @@ pub fn for_each_sample(
                 each(at, CC_COST, &vec![model], fact.cost_pico as f64 / 1e12);
             }
             if session.is_pi() {
-                pi_sample(&fact, at, &mut each);
+                pi_sample(fact, at, &mut each);
             }
             if compat.codex && session.agent == "codex" && fact.kind == FactKind::Generation {
                 let u = fact.usage;

@@ -1,6 +1,6 @@
 //! Aggregation of store facts into report rows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -100,7 +100,7 @@ pub struct Totals {
     pub unpriced_generations: u64,
     /// Summed duration of tool calls, ms.
     pub tool_duration_ms: i64,
-    pub sessions: BTreeSet<String>,
+    pub sessions: SessionSet,
     /// Models of the generations counted.
     pub models: BTreeSet<String>,
 }
@@ -108,10 +108,7 @@ pub struct Totals {
 impl Totals {
     /// Adds one fact.
     pub fn add(&mut self, fact: &Fact) {
-        // Most facts belong to a session already counted: no clone for them.
-        if !self.sessions.contains(&fact.session_key) {
-            self.sessions.insert(fact.session_key.clone());
-        }
+        self.sessions.insert(&fact.session_key);
         match fact.kind {
             FactKind::Prompt => self.prompts += 1,
             FactKind::Subagent => self.subagents += 1,
@@ -159,6 +156,46 @@ impl Totals {
             1 => self.cost_sources.iter().next().copied().unwrap_or("none"),
             _ => "mixed",
         }
+    }
+}
+
+/// The distinct sessions of a row (reports show how many).
+///
+/// Facts come grouped by session, so the last key added answers most lookups with one comparison instead of
+/// a tree search (a warm daily report adds each of 37k facts to up to four rows on the 1 GB benchmark, and
+/// string comparisons were 17 % of its samples).
+#[derive(Debug, Clone, Default)]
+pub struct SessionSet {
+    keys: HashSet<String>,
+    last: String,
+}
+
+impl SessionSet {
+    /// Adds a session key (copied only when new).
+    pub fn insert(&mut self, key: &str) {
+        if self.last == key {
+            return;
+        }
+        if !self.keys.contains(key) {
+            self.keys.insert(key.to_string());
+        }
+        self.last.clear();
+        self.last.push_str(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl PartialEq for SessionSet {
+    /// The same sessions (the lookup cache does not count).
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys
     }
 }
 

@@ -129,10 +129,10 @@ fn aggregate_seeing(
     store.for_each_fact(
         |key| scope.sessions.contains_key(key),
         |f| {
-            each(&f);
-            if keep_model(&f) {
+            each(f);
+            if keep_model(f) {
                 for (g, agg) in groupings.iter().zip(aggs.iter_mut()) {
-                    agg.add(*g, &scope.window, &scope.sessions, &f);
+                    agg.add(*g, &scope.window, &scope.sessions, f);
                 }
             }
         },
@@ -362,7 +362,7 @@ pub fn session(store: &Store, key: &str, q: &Query) -> Result<Option<Value>> {
     };
     let mut agg = Aggregate::default();
     store.for_each_fact_of(key, |f| {
-        agg.add(Grouping::Session, &scope.window, &scope.sessions, &f)
+        agg.add(Grouping::Session, &scope.window, &scope.sessions, f)
     })?;
     agg.rows.entry(row.key.clone()).or_default();
     let mut doc = report_doc(Grouping::Session, &scope, &agg, false);

@@ -97,7 +97,7 @@ pub fn totals(store: &Store) -> Totals {
     let sessions = store.sessions(&Filter::default()).unwrap();
     let keys: std::collections::HashSet<&str> = sessions.iter().map(|s| s.key.as_str()).collect();
     store
-        .for_each_fact(|key| keys.contains(key), |f| facts.push(f))
+        .for_each_fact(|key| keys.contains(key), |f| facts.push(f.clone()))
         .unwrap();
     let window = Window {
         tz: jiff::tz::TimeZone::UTC,
