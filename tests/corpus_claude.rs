@@ -501,6 +501,54 @@ fn subagent_observations_hang_under_the_spawning_tool_call_in_the_prompts_trace(
 }
 
 #[test]
+fn a_subagent_transcript_that_arrives_later_joins_its_parents_trace_and_the_trace_is_sent_again() {
+    let run = unseen_run("run6-subagent");
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_tree(&run.join("home"), dir.path());
+    let subagents: Vec<PathBuf> = walkdir::WalkDir::new(dir.path())
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.ends_with("subagents"))
+        .collect();
+    assert_eq!(subagents.len(), 1);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let aside = elsewhere.path().join("subagents");
+    std::fs::rename(&subagents[0], &aside).unwrap();
+
+    // The main transcript alone, delivered to a sink.
+    let mut store = Store::open_in_memory().unwrap();
+    common::import_dir(&mut store, dir.path());
+    let pending = store.pending("test", 0, false, None, 100).unwrap();
+    assert_eq!(pending.len(), 1);
+    store.mark_sent("test", &pending).unwrap();
+    assert!(store
+        .pending("test", 0, false, None, 100)
+        .unwrap()
+        .is_empty());
+
+    // The subagent's transcript arrives: its rows join the trace of the tool call that spawned it (as they
+    // are written: see `store::write`'s tests), and the trace is pending again with its new rows.
+    std::fs::rename(&aside, &subagents[0]).unwrap();
+    common::import_dir(&mut store, dir.path());
+    let again = store.pending("test", 0, false, None, 100).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].trace_id, pending[0].trace_id);
+    assert!(again[0].seq > pending[0].seq);
+    let obs = store.observations_of(&again[0].trace_id).unwrap();
+    assert_eq!(obs.iter().filter(|o| o.kind == Kind::Agent).count(), 1);
+    assert_eq!(
+        obs.iter().filter(|o| o.kind == Kind::Generation).count(),
+        4,
+        "the main transcript's two calls and the subagent's two"
+    );
+
+    // The same store as one import of everything.
+    let mut fresh = Store::open_in_memory().unwrap();
+    common::import_dir(&mut fresh, dir.path());
+    assert_eq!(fresh.snapshot().unwrap(), store.snapshot().unwrap());
+}
+
+#[test]
 fn a_forked_session_does_not_count_the_copied_history_again() {
     let run = unseen_run("run11-fork-session");
     let got = report(&run.join("home"));

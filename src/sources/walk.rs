@@ -6,8 +6,7 @@
 //! a `stat` of each session by path took ~30 ms; this walk, which stats each file relative to its open folder
 //! (`DirEntry::metadata`, an `fstatat` that skips the path lookup), only once, and reads folders on two
 //! threads, takes 21–25 ms (more threads hardly help on the 2-core benchmark machine: 26 ms on one). The result
-//! does not depend on the threads: files come back sorted by path, which is the order of a depth-first walk
-//! with every folder's entries sorted by name.
+//! does not depend on the threads: files come back sorted by their path's bytes (see [`import_order`]).
 //!
 //! Symbolic links are followed; a link to one of its own ancestor folders is reported (as a loop), not walked.
 
@@ -22,7 +21,7 @@ pub struct Found {
     pub meta: Metadata,
 }
 
-/// What a walk found: files sorted by path, and what could not be read (a folder, a dangling link, a loop)
+/// What a walk found: files in [`import_order`], and what could not be read (a folder, a dangling link, a loop)
 /// with the reason.
 #[derive(Debug, Default)]
 pub struct Walk {
@@ -66,34 +65,18 @@ pub fn walk(root: &Path, threads: usize) -> Walk {
         out.errors.extend(part.errors);
     }
     out.files
-        .sort_unstable_by(|a, b| depth_first(&a.path, &b.path));
+        .sort_unstable_by(|a, b| import_order(&a.path, &b.path));
     out.errors.sort();
     out
 }
 
-/// The order of a depth-first walk with each folder's entries sorted by name, which is `Path`'s order (by
-/// components), compared on the bytes with the separator as the smallest byte: the same for the paths a walk
-/// builds (one separator between names, a shared root) at a fraction of the cost (`Path::cmp` parsed the
-/// components of both sides at every comparison: 4 ms of a `status` call on the 1 GB benchmark).
-fn depth_first(a: &Path, b: &Path) -> std::cmp::Ordering {
+/// The import order: paths compared as bytes (one `memcmp`). A session's transcript `<id>.jsonl` comes before
+/// the folder `<id>/` of its subagent transcripts (`.` sorts before `/`), so when the store writes a subagent's
+/// rows the tool call that spawned it is already there and they join its trace at once instead of in a
+/// linking pass at the end (0.2–0.3 s of a cold import of the 1 GB benchmark, which links 35k rows).
+fn import_order(a: &Path, b: &Path) -> std::cmp::Ordering {
     use std::os::unix::ffi::OsStrExt;
-    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
-    // The paths share long prefixes (the root, the project folder): find the first difference 16 bytes at a
-    // time (a slice comparison is a `memcmp`), then order by that byte alone. Byte by byte through a mapped
-    // iterator this sort was 8 % of a `status` call on the 1 GB benchmark.
-    let n = a.len().min(b.len());
-    let mut i = 0;
-    while i + 16 <= n && a[i..i + 16] == b[i..i + 16] {
-        i += 16;
-    }
-    while i < n && a[i] == b[i] {
-        i += 1;
-    }
-    let key = |c: u8| if c == b'/' { 0 } else { c };
-    match (a.get(i), b.get(i)) {
-        (Some(&x), Some(&y)) => key(x).cmp(&key(y)),
-        _ => a.len().cmp(&b.len()),
-    }
+    a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes())
 }
 
 /// The folders left to read, shared by the walking threads.
@@ -254,11 +237,11 @@ mod tests {
             assert_eq!(
                 names,
                 [
+                    "a-b/5.jsonl:5",
+                    "a.c/6.jsonl:6",
                     "a/0.jsonl:0",
                     "a/x/1.jsonl:1",
                     "a/y/session-3.json:3",
-                    "a-b/5.jsonl:5",
-                    "a.c/6.jsonl:6",
                     "b/2.jsonl:2",
                     "b/link/4.jsonl:4",
                     "c/4.jsonl:4"

@@ -5,6 +5,8 @@
 //! stays attached to the file that wrote it first, so re-reading the other file never deletes it. Records are
 //! keyed by their deterministic ids, so importing the same lines again changes nothing.
 
+use std::borrow::Cow;
+
 use anyhow::Result;
 use rusqlite::{params, Statement, Transaction};
 
@@ -63,6 +65,7 @@ impl Store {
             let mut session = tx.prepare_cached(SESSION_SQL)?;
             let mut trace = tx.prepare_cached(TRACE_SQL)?;
             let mut observation = tx.prepare_cached(OBSERVATION_SQL)?;
+            let mut orphan = tx.prepare_cached(ORPHAN_OBSERVATION_SQL)?;
             let mut drift = tx.prepare_cached(DRIFT_SQL)?;
             for chunk in chunks {
                 for old in &chunk.forget_files {
@@ -78,24 +81,32 @@ impl Store {
                         Record::Session(s) => upsert_session(&mut session, s, file_id)?,
                         Record::Trace(t) => {
                             upsert_trace(&mut trace, t, file_id)?;
-                            touched.insert(t.id.as_str());
+                            touched.insert(Cow::Borrowed(t.id.as_str()));
                         }
                         Record::Observation(o) => {
-                            upsert_observation(&mut observation, o, file_id)?;
-                            touched.extend(o.trace_id.as_deref());
+                            let joined =
+                                upsert_observation(&mut observation, &mut orphan, o, file_id)?;
+                            match (o.trace_id.as_deref(), joined) {
+                                (Some(trace), _) => touched.insert(Cow::Borrowed(trace)),
+                                (None, Some(trace)) => touched.insert(Cow::Owned(trace)),
+                                (None, None) => false,
+                            };
                         }
                         Record::Drift(d) => add_drift(&mut drift, d, file_id)?,
                     }
                 }
             }
         }
-        bump_traces(&tx, touched)?;
+        bump_traces(&tx, touched.iter().map(|t| t.as_ref()))?;
         tx.commit()?;
         Ok(())
     }
 
     /// Gives observations written without a trace (a subagent transcript knows the tool call that spawned
     /// it, not that call's trace) the trace of their parent, level by level. Returns the rows updated.
+    /// Most rows take their parent's trace as they are written ([`ORPHAN_OBSERVATION_SQL`]; the import order
+    /// puts a transcript before its subagents): this pass finds the others, whose parent came later (a
+    /// subagent spawned by a subagent whose file sorts after its own).
     pub fn link_orphan_traces(&mut self) -> Result<usize> {
         let tx = self.conn.transaction()?;
         let mut total = 0;
@@ -302,11 +313,18 @@ fn upsert_trace(stmt: &mut Statement<'_>, t: &Trace, file_id: i64) -> Result<()>
     Ok(())
 }
 
-fn upsert_observation(stmt: &mut Statement<'_>, o: &Observation, file_id: i64) -> Result<()> {
+/// Writes one observation. One written without a trace but with a parent goes through
+/// [`ORPHAN_OBSERVATION_SQL`] and takes its parent's trace if it can: that trace is returned (it changed).
+fn upsert_observation(
+    stmt: &mut Statement<'_>,
+    orphan: &mut Statement<'_>,
+    o: &Observation,
+    file_id: i64,
+) -> Result<Option<String>> {
     let u = o.usage;
     let c = o.cost;
     let tok = |f: fn(&crate::model::Usage) -> u64| u.as_ref().map(|u| f(u) as i64);
-    stmt.execute(params![
+    let values = params![
         o.id,
         o.trace_id,
         o.parent_id,
@@ -345,8 +363,12 @@ fn upsert_observation(stmt: &mut Statement<'_>, o: &Observation, file_id: i64) -
         o.tool_call_id,
         o.finish_reason,
         o.response_id,
-    ])?;
-    Ok(())
+    ];
+    if o.trace_id.is_none() && o.parent_id.is_some() {
+        return Ok(orphan.query_row(values, |r| r.get(0))?);
+    }
+    stmt.execute(values)?;
+    Ok(None)
 }
 
 const FILE_SQL: &str = "INSERT INTO files (path, agent, dev, ino, size, mtime_ns, head_len, head_hash, offset, warnings, last_warning, imported_at, tail_len, tail_hash)
@@ -403,12 +425,15 @@ const TRACE_SQL: &str = "INSERT INTO traces (id, root_span_id, session_key, key,
            input = COALESCE(excluded.input, traces.input),
            output = COALESCE(excluded.output, traces.output)";
 
-const OBSERVATION_SQL: &str = "INSERT INTO observations (id, trace_id, parent_id, session_key, kind, name, key, start_ms, end_ms,
+/// The observation upsert with `$trace` as the value of `trace_id` and `$tail` after it.
+macro_rules! observation_sql {
+    ($trace:literal, $tail:literal) => {
+        concat!("INSERT INTO observations (id, trace_id, parent_id, session_key, kind, name, key, start_ms, end_ms,
             completion_start_ms, level, status_message, model, response_model, provider,
             input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens,
             agent_cost, cost_input, cost_output, cost_cache_read, cost_cache_write, cost_total, cost_source, unpriced,
             input, output, metadata, file_id, flag, tool_call_id, finish_reason, response_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+         VALUES (?1, ", $trace, ", ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
                  ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)
          ON CONFLICT(id) DO UPDATE SET
            trace_id = COALESCE(excluded.trace_id, observations.trace_id),
@@ -447,4 +472,104 @@ const OBSERVATION_SQL: &str = "INSERT INTO observations (id, trace_id, parent_id
            finish_reason = COALESCE(excluded.finish_reason, observations.finish_reason),
            response_id = COALESCE(excluded.response_id, observations.response_id),
            flag = CASE WHEN excluded.input_tokens IS NOT NULL OR excluded.agent_cost IS NOT NULL
-                       THEN excluded.flag ELSE COALESCE(excluded.flag, observations.flag) END";
+                       THEN excluded.flag ELSE COALESCE(excluded.flag, observations.flag) END", $tail)
+    };
+}
+
+const OBSERVATION_SQL: &str = observation_sql!("?2", "");
+
+/// For an observation written without a trace (a subagent's, whose trace is its spawning tool call's): it
+/// takes its parent's trace when the parent is already stored, and says which it took.
+const ORPHAN_OBSERVATION_SQL: &str = observation_sql!(
+    "COALESCE(?2, (SELECT p.trace_id FROM observations p WHERE p.id = ?3))",
+    " RETURNING trace_id"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    fn chunk(path: &str, records: Vec<Record>) -> Chunk {
+        Chunk {
+            file: FileUpdate {
+                path: path.into(),
+                agent: "claude",
+                dev: 1,
+                ino: path.len() as u64,
+                size: 10,
+                mtime_ns: 1,
+                head_len: 0,
+                head_hash: String::new(),
+                tail_len: 0,
+                tail_hash: String::new(),
+                offset: 10,
+                checkpoint: None,
+                new_warnings: 0,
+                last_warning: None,
+            },
+            restart: false,
+            new_file: true,
+            records,
+            forget_files: Vec::new(),
+        }
+    }
+
+    fn obs(id: &str, trace: Option<&str>, parent: Option<&str>, kind: Kind) -> Record {
+        let mut o = Observation::new(id.into(), "claude:s", kind, id, id);
+        o.trace_id = trace.map(String::from);
+        o.parent_id = parent.map(String::from);
+        Record::Observation(Box::new(o))
+    }
+
+    fn trace_of(store: &Store, id: &str) -> Option<String> {
+        store
+            .conn()
+            .query_row(
+                "SELECT trace_id FROM observations WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    fn seq(store: &Store, trace: &str) -> i64 {
+        store
+            .conn()
+            .query_row("SELECT seq FROM traces WHERE id = ?1", [trace], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn rows_without_a_trace_take_their_stored_parents_as_they_are_written() {
+        let mut store = Store::open_in_memory().unwrap();
+        let t = Trace::open("claude", "s", "prompt-1", true, "p".into(), Some(1), None);
+        let tid = t.id.clone();
+        store
+            .apply_chunks(&[chunk(
+                "main.jsonl",
+                vec![Record::Trace(t), obs("tool", Some(&tid), None, Kind::Tool)],
+            )])
+            .unwrap();
+        let before = seq(&store, &tid);
+        // A later transaction, another file: the agent's parent is the tool call, the turn's the agent, and
+        // a row whose parent is nowhere stays without a trace (for the linking pass).
+        store
+            .apply_chunks(&[chunk(
+                "main/subagents/agent-a.jsonl",
+                vec![
+                    obs("agent", None, Some("tool"), Kind::Agent),
+                    obs("turn", None, Some("agent"), Kind::Span),
+                    obs("lost", None, Some("nowhere"), Kind::Span),
+                ],
+            )])
+            .unwrap();
+        assert_eq!(trace_of(&store, "agent").as_deref(), Some(tid.as_str()));
+        assert_eq!(trace_of(&store, "turn").as_deref(), Some(tid.as_str()));
+        assert_eq!(trace_of(&store, "lost"), None);
+        assert!(seq(&store, &tid) > before, "the trace changed: sent again");
+        assert_eq!(store.link_orphan_traces().unwrap(), 0);
+    }
+}
