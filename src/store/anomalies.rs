@@ -40,8 +40,11 @@ pub struct SessionCall {
 impl Store {
     /// Sessions with records from files imported at or after `since_ms` (the import that just ran).
     pub fn sessions_imported_since(&self, since_ms: i64) -> Result<Vec<String>> {
+        // CROSS JOIN keeps the files as the outer loop (a few changed files, then their rows through
+        // `observations_file`); left to itself SQLite scanned every observation and looked its file up: 65 ms
+        // instead of 5 ms after a 1 % append to the 1 GB benchmark (239 files).
         let mut stmt = self.conn().prepare_cached(
-            "SELECT DISTINCT o.session_key FROM files f JOIN observations o ON o.file_id = f.id
+            "SELECT DISTINCT o.session_key FROM files f CROSS JOIN observations o ON o.file_id = f.id
              WHERE f.imported_at >= ?1",
         )?;
         let rows = stmt.query_map([since_ms], |r| r.get(0))?;
