@@ -445,7 +445,7 @@ pub fn import_known(
     follow_renames(store, files, &mut known)?;
     // Stat everything first: the unchanged majority costs one stat each (taken by the walk), and the bar gets
     // a total. Only a file that changed needs its whole row and parser checkpoint.
-    let mut jobs = Vec::new();
+    let mut jobs = Vec::with_capacity(files.len());
     let mut total = 0u64;
     for file in files {
         summary.files_seen += 1;
@@ -467,7 +467,7 @@ pub fn import_known(
                         .file_checkpoint(row.id)
                         .context("store error while importing")?;
                 }
-                row
+                row.map(Box::new)
             }
             None => None,
         };
@@ -567,8 +567,9 @@ struct Job<'a> {
     file: &'a DiscoveredFile,
     path: String,
     meta: std::fs::Metadata,
-    /// What the store knows about it, with its parser checkpoint.
-    prev: Option<FileRow>,
+    /// What the store knows about it, with its parser checkpoint. Boxed: a cold import holds one job per
+    /// file (32k for the 4 GB benchmark), nearly all without a row, and an inline row is 200 bytes.
+    prev: Option<Box<FileRow>>,
 }
 
 /// What a parse worker hands to the writer.
@@ -761,7 +762,7 @@ fn import_file(
         meta,
         prev,
     } = job;
-    let prev = prev.as_ref();
+    let prev = prev.as_deref();
     let handle = File::open(&file.path)?;
     let size = meta.len();
     // Decide where to start: the saved offset, unless the file was replaced, shrank or its head changed.
