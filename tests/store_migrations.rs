@@ -148,9 +148,15 @@ fn a_cold_import_leaves_the_indexes_and_rows_of_a_plain_one() {
     use tokentrace::ingest::{import_with, Enricher, ImportOptions};
     use tokentrace::store::Store;
 
-    let mut from_migrations = Vec::new();
-    for entry in std::fs::read_dir(common::repo().join("src/store/migrations")).unwrap() {
-        let sql = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    // The indexes the migrations leave, applied in order (a later one may drop an earlier one's).
+    let mut from_migrations: Vec<String> = Vec::new();
+    let mut migrations: Vec<_> = std::fs::read_dir(common::repo().join("src/store/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    migrations.sort();
+    for path in migrations {
+        let sql = std::fs::read_to_string(path).unwrap();
         for stmt in sql.split(';') {
             let stmt = stmt
                 .lines()
@@ -161,6 +167,11 @@ fn a_cold_import_leaves_the_indexes_and_rows_of_a_plain_one() {
             let on_imported = [" ON observations(", " ON traces(", " ON sessions("];
             if stmt.starts_with("CREATE INDEX") && on_imported.iter().any(|t| stmt.contains(t)) {
                 from_migrations.push(stmt.to_string());
+            }
+            if let Some(name) = stmt.strip_prefix("DROP INDEX IF EXISTS ") {
+                from_migrations.retain(|created| {
+                    !created.starts_with(&format!("CREATE INDEX IF NOT EXISTS {name} "))
+                });
             }
         }
     }

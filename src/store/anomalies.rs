@@ -55,7 +55,8 @@ impl Store {
     pub fn session_calls_in_order(&self, session_key: &str) -> Result<Vec<SessionCall>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT trace_id, start_ms, kind = 'tool', name, input, COALESCE(cost_total, 0) FROM observations
-             WHERE session_key = ?1 AND kind IN ('tool', 'generation') ORDER BY start_ms, id",
+             WHERE session_key = ?1 AND kind IN ('tool', 'generation') AND kind IN ('generation', 'tool', 'agent')
+             ORDER BY start_ms, id",
         )?;
         let rows = stmt.query_map([session_key], |r| {
             Ok(SessionCall {

@@ -169,7 +169,8 @@ impl Store {
         let last = conn
             .prepare_cached(
                 "SELECT start_ms, finish_reason, level = 'ERROR', COALESCE(response_model, model) FROM observations
-                 WHERE session_key = ?1 AND kind = 'generation' ORDER BY start_ms DESC, end_ms DESC LIMIT 1",
+                 WHERE session_key = ?1 AND kind = 'generation' AND kind IN ('generation', 'tool', 'agent')
+                 ORDER BY start_ms DESC, end_ms DESC LIMIT 1",
             )?
             .query_row([session_key], |r| {
                 Ok((

@@ -98,6 +98,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0013_anomalies.sql"),
     },
+    Migration {
+        version: 14,
+        what: "errors index instead of the session index of observations",
+        prepare: None,
+        sql: include_str!("migrations/0014_errors_index.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -40,8 +40,8 @@ pub const IMPORT_INDEXES: &[(&str, &str)] = &[
         "CREATE INDEX IF NOT EXISTS traces_file ON traces(file_id)",
     ),
     (
-        "observations_session",
-        "CREATE INDEX IF NOT EXISTS observations_session ON observations(session_key, kind)",
+        "observations_errors",
+        "CREATE INDEX IF NOT EXISTS observations_errors ON observations(session_key) WHERE level = 'ERROR'",
     ),
     (
         "observations_trace",

@@ -266,14 +266,16 @@ impl Store {
     /// What the session-level scores of `session_key` are computed from: whether any of its observations is an
     /// ERROR, and the sum of its generation costs (pico-USD, saturating).
     pub fn session_score_facts(&self, session_key: &str) -> Result<(bool, i64)> {
-        let (errors, cost): (i64, Option<i64>) = self.conn().query_row(
-            "SELECT COALESCE(SUM(level = 'ERROR'), 0),
-                    SUM(CASE WHEN kind = 'generation' THEN cost_total END)
-             FROM observations WHERE session_key = ?1",
+        // Two index searches: the session's ERROR rows (`observations_errors`) and its model calls
+        // (`observations_facts`, whose partial condition the query repeats so that SQLite may use it).
+        let (errors, cost): (bool, Option<i64>) = self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM observations WHERE session_key = ?1 AND level = 'ERROR'),
+                    (SELECT SUM(cost_total) FROM observations
+                     WHERE session_key = ?1 AND kind = 'generation' AND kind IN ('generation', 'tool', 'agent'))",
             [session_key],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        Ok((errors > 0, cost.unwrap_or(0)))
+        Ok((errors, cost.unwrap_or(0)))
     }
 
     /// Runs `sql` once per trace, in one transaction; `run` binds one trace's parameters and executes.
@@ -704,5 +706,28 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn session_score_facts_see_an_error_of_any_kind_and_sum_the_model_calls() {
+        let store = Store::open_in_memory().unwrap();
+        let add = |id: &str, session: &str, kind: &str, level: Option<&str>, cost: Option<i64>| {
+            store
+                .conn()
+                .execute(
+                    "INSERT INTO observations (id, session_key, kind, name, key, level, cost_total)
+                     VALUES (?1, ?2, ?3, 'x', ?1, ?4, ?5)",
+                    params![id, session, kind, level, cost],
+                )
+                .unwrap();
+        };
+        add("1", "pi:a", "generation", None, Some(5));
+        add("2", "pi:a", "generation", Some("WARNING"), Some(7));
+        add("3", "pi:a", "tool", None, Some(100)); // not a model call: not summed
+        add("4", "pi:b", "generation", None, Some(11));
+        add("5", "pi:b", "event", Some("ERROR"), None); // an error event (no model call, no tool)
+        assert_eq!(store.session_score_facts("pi:a").unwrap(), (false, 12));
+        assert_eq!(store.session_score_facts("pi:b").unwrap(), (true, 11));
+        assert_eq!(store.session_score_facts("pi:none").unwrap(), (false, 0));
     }
 }

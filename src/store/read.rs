@@ -243,7 +243,8 @@ impl Store {
         let mut stmt = self.conn().prepare(
             "SELECT s.key, s.agent, s.agent_version, s.agent_cost,
                     COALESCE((SELECT SUM(o.cost_total) FROM observations o
-                              WHERE o.session_key = s.key AND o.kind = 'generation'), 0)
+                              WHERE o.session_key = s.key AND o.kind = 'generation'
+                                AND o.kind IN ('generation', 'tool', 'agent')), 0)
              FROM sessions s WHERE s.agent_cost IS NOT NULL ORDER BY s.start_ms, s.key",
         )?;
         let rows = stmt.query_map([], |r| {
