@@ -74,16 +74,8 @@ fn get_json(url: &str) -> Value {
 }
 
 fn report(data: &Path, grouping: &str) -> Value {
-    let out = tokentrace(data)
-        .args(["report", grouping, "--json", "--no-import"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = common::tokentrace_stdout(data, &["report", grouping, "--json", "--no-import"]);
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// The DOM of `url` after its scripts ran, from headless Chromium; `None` (skipped, or failed under
