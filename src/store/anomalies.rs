@@ -53,11 +53,12 @@ impl Store {
 
     /// A session's tool calls and model calls, in time order.
     pub fn session_calls_in_order(&self, session_key: &str) -> Result<Vec<SessionCall>> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare_cached(concat!(
             "SELECT trace_id, start_ms, kind = 'tool', name, input, COALESCE(cost_total, 0) FROM observations
-             WHERE session_key = ?1 AND kind IN ('tool', 'generation') AND kind IN ('generation', 'tool', 'agent')
-             ORDER BY start_ms, id",
-        )?;
+             WHERE session_key = ?1 AND kind IN ('tool', 'generation') AND ",
+            facts_kinds!(),
+            " ORDER BY start_ms, id"
+        ))?;
         let rows = stmt.query_map([session_key], |r| {
             Ok(SessionCall {
                 trace_id: r.get(0)?,

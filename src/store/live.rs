@@ -92,13 +92,14 @@ impl Store {
 
     /// The model calls of a session that started at or after `since_ms` (all of them with `None`).
     pub fn session_calls(&self, session_key: &str, since_ms: Option<i64>) -> Result<CallSum> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare_cached(concat!(
             "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_5m_tokens),
                     SUM(cache_write_1h_tokens), SUM(reasoning_tokens), SUM(cost_total)
              FROM observations
-             WHERE session_key = ?1 AND kind = 'generation' AND kind IN ('generation', 'tool', 'agent')
-               AND start_ms >= COALESCE(?2, -9223372036854775808)",
-        )?;
+             WHERE session_key = ?1 AND kind = 'generation' AND ",
+            facts_kinds!(),
+            " AND start_ms >= COALESCE(?2, -9223372036854775808)"
+        ))?;
         Ok(stmt.query_row(params![session_key, since_ms], call_sum)?)
     }
 
@@ -167,11 +168,12 @@ impl Store {
             )?
             .query_row([session_key], |r| r.get(0))?;
         let last = conn
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "SELECT start_ms, finish_reason, level = 'ERROR', COALESCE(response_model, model) FROM observations
-                 WHERE session_key = ?1 AND kind = 'generation' AND kind IN ('generation', 'tool', 'agent')
-                 ORDER BY start_ms DESC, end_ms DESC LIMIT 1",
-            )?
+                 WHERE session_key = ?1 AND kind = 'generation' AND ",
+                facts_kinds!(),
+                " ORDER BY start_ms DESC, end_ms DESC LIMIT 1"
+            ))?
             .query_row([session_key], |r| {
                 Ok((
                     (r.get(0)?, r.get(1)?, r.get::<_, Option<bool>>(2)?.unwrap_or(false)),
@@ -184,13 +186,14 @@ impl Store {
             None => (None, None),
         };
         let since = last_call.as_ref().and_then(|c| c.0).unwrap_or(i64::MIN);
-        let tools_after_call = conn
-            .prepare_cached(
+        let tools_after_call =
+            conn.prepare_cached(concat!(
                 "SELECT COUNT(*) FROM observations
-                 WHERE session_key = ?1 AND kind = 'tool' AND kind IN ('generation', 'tool', 'agent') AND start_ms >= ?2",
-            )?
-            .query_row(params![session_key, since], |r| r.get::<_, i64>(0))?
-            as u64;
+                 WHERE session_key = ?1 AND kind = 'tool' AND ",
+                facts_kinds!(),
+                " AND start_ms >= ?2"
+            ))?
+            .query_row(params![session_key, since], |r| r.get::<_, i64>(0))? as u64;
         Ok(TurnMarks {
             last_prompt_ms,
             last_call,

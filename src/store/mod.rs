@@ -4,6 +4,19 @@
 //! file's offset and parser checkpoint together, so a crash at any point loses and duplicates nothing.
 //! Reads for reports, `show` and `doctor` are in [`read`].
 
+/// The partial condition of the `observations_facts` index (model calls, tool calls, subagents), with an
+/// optional table alias (`facts_kinds!("o.")`). Queries over those kinds repeat it as written: SQLite uses a
+/// partial index only for a query whose `WHERE` contains the index's condition (`kind = 'generation'` alone does
+/// not count), and a query that stops matching it reads the table instead, silently.
+macro_rules! facts_kinds {
+    () => {
+        facts_kinds!("")
+    };
+    ($alias:literal) => {
+        concat!($alias, "kind IN ('generation', 'tool', 'agent')")
+    };
+}
+
 pub mod anomalies;
 pub mod live;
 mod lock;
@@ -57,10 +70,13 @@ pub const IMPORT_INDEXES: &[(&str, &str)] = &[
     ),
     (
         "observations_facts",
-        "CREATE INDEX IF NOT EXISTS observations_facts ON observations(session_key, kind, start_ms, end_ms, \
+        concat!(
+            "CREATE INDEX IF NOT EXISTS observations_facts ON observations(session_key, kind, start_ms, end_ms, \
          level, name, model, response_model, provider, input_tokens, output_tokens, cache_read_tokens, \
          cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, cost_total, cost_source, unpriced, flag) \
-         WHERE kind IN ('generation', 'tool', 'agent')",
+         WHERE ",
+        facts_kinds!()
+    ),
     ),
     (
         "observations_spend",

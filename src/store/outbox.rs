@@ -269,9 +269,13 @@ impl Store {
         // Two index searches: the session's ERROR rows (`observations_errors`) and its model calls
         // (`observations_facts`, whose partial condition the query repeats so that SQLite may use it).
         let (errors, cost): (bool, Option<i64>) = self.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM observations WHERE session_key = ?1 AND level = 'ERROR'),
+            concat!(
+                "SELECT EXISTS (SELECT 1 FROM observations WHERE session_key = ?1 AND level = 'ERROR'),
                     (SELECT SUM(cost_total) FROM observations
-                     WHERE session_key = ?1 AND kind = 'generation' AND kind IN ('generation', 'tool', 'agent'))",
+                     WHERE session_key = ?1 AND kind = 'generation' AND ",
+                facts_kinds!(),
+                ")"
+            ),
             [session_key],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;

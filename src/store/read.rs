@@ -240,13 +240,14 @@ impl Store {
     /// Sessions whose agent recorded its own total (Claude Code `cost-state`) that differs from the sum of
     /// their generations' costs by more than `tolerance` pico-USD: `(session, agent cost, our cost)`.
     pub fn cost_mismatches(&self, tolerance: i64) -> Result<Vec<CostMismatch>> {
-        let mut stmt = self.conn().prepare(
+        let mut stmt = self.conn().prepare(concat!(
             "SELECT s.key, s.agent, s.agent_version, s.agent_cost,
                     COALESCE((SELECT SUM(o.cost_total) FROM observations o
-                              WHERE o.session_key = s.key AND o.kind = 'generation'
-                                AND o.kind IN ('generation', 'tool', 'agent')), 0)
-             FROM sessions s WHERE s.agent_cost IS NOT NULL ORDER BY s.start_ms, s.key",
-        )?;
+                              WHERE o.session_key = s.key AND o.kind = 'generation' AND ",
+            facts_kinds!("o."),
+            "), 0)
+             FROM sessions s WHERE s.agent_cost IS NOT NULL ORDER BY s.start_ms, s.key"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok(CostMismatch {
                 session_key: r.get(0)?,
@@ -316,15 +317,22 @@ impl Store {
             None => ("", ""),
         };
         let sql = format!(
-            "SELECT o.kind, o.level, o.start_ms, o.end_ms, o.name, COALESCE(o.response_model, o.model), o.provider, {TOKEN_COLUMNS},
+            concat!(
+                "SELECT o.kind, o.level, o.start_ms, o.end_ms, o.name, COALESCE(o.response_model, o.model), o.provider, {TOKEN_COLUMNS},
                     o.cost_total, o.cost_source, o.unpriced, o.session_key, o.flag IS NOT NULL
              FROM observations o
-             WHERE o.kind IN ('generation', 'tool', 'agent') {of_o}
+             WHERE ",
+                facts_kinds!("o."),
+                " {of_o}
              UNION ALL
              SELECT 'prompt', NULL, t.start_ms, t.end_ms, '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                     NULL, NULL, NULL, t.session_key, 0
              FROM traces t
              WHERE t.is_prompt = 1 {of_t}"
+            ),
+            TOKEN_COLUMNS = TOKEN_COLUMNS,
+            of_o = of_o,
+            of_t = of_t,
         );
         let mut stmt = self.conn().prepare(&sql)?;
         let mut rows = match session {
