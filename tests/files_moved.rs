@@ -137,6 +137,7 @@ fn a_moved_file_is_followed_not_read_again() {
     moved(&s, &format!("a/{name}"), &format!("b/{name}"));
     let summary = common::import_dir(&mut s.store, &s.root);
     assert_eq!(summary.bytes_read, 0, "a renamed file is not read again");
+    assert_eq!(summary.files_changed, 1, "the stored row moved with it");
     assert_eq!(sums(&s.store), want);
     let files = s.store.files().unwrap();
     assert_eq!(files.len(), 1);

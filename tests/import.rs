@@ -119,12 +119,17 @@ fn importing_twice_changes_nothing() {
     std::fs::write(dir.path().join(&name), &content).unwrap();
     let mut store = Store::open_in_memory().unwrap();
     let first = common::import_dir(&mut store, dir.path());
-    assert_eq!(first.files_read, 1);
+    assert_eq!((first.files_changed, first.files_read), (1, 1));
     let before = store.snapshot().unwrap();
     let again = common::import_dir(&mut store, dir.path());
     assert_eq!(
-        (again.files_seen, again.files_read, again.bytes_read),
-        (1, 0, 0)
+        (
+            again.files_seen,
+            again.files_changed,
+            again.files_read,
+            again.bytes_read
+        ),
+        (1, 0, 0, 0)
     );
     assert_eq!(store.snapshot().unwrap(), before);
     // Touching the file (mtime changes, nothing new) re-checks it but still changes nothing.
@@ -135,7 +140,7 @@ fn importing_twice_changes_nothing() {
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
         .unwrap();
     let touched = common::import_dir(&mut store, dir.path());
-    assert_eq!(touched.bytes_read, 0);
+    assert_eq!((touched.files_changed, touched.bytes_read), (1, 0));
     assert_eq!(store.snapshot().unwrap(), before);
     assert_sample_totals(&store);
 }

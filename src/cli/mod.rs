@@ -330,42 +330,68 @@ impl Context {
         enricher: &Enricher,
         show_progress: bool,
     ) -> Result<ImportSummary> {
+        let (summary, ()) =
+            self.import_using_meanwhile(store, src, enricher, show_progress, |_| Ok(()))?;
+        Ok(summary)
+    }
+
+    /// [`Context::import_using`] that also runs `meanwhile` on the store while the directory walk runs (the
+    /// store as it was before this import, prices brought up to date). What `meanwhile` read is still
+    /// current when the import changed nothing ([`ImportSummary::files_changed`] is 0): a `status` call
+    /// reads its answer there and only reads it again after an import that wrote.
+    pub fn import_using_meanwhile<T>(
+        &self,
+        store: &mut Store,
+        src: &SourceArgs,
+        enricher: &Enricher,
+        show_progress: bool,
+        meanwhile: impl FnOnce(&Store) -> Result<T>,
+    ) -> Result<(ImportSummary, T)> {
         let started = jiff::Timestamp::now().as_millisecond();
-        let (summary, _) = import_roots(
+        let (summary, _, read) = import_roots(
             store,
             &self.roots(src)?,
             &src.agents()?,
             enricher,
             show_progress,
+            meanwhile,
         )?;
         if summary.files_read > 0 {
             detect_anomalies(store, enricher.config(), started, false)?;
         }
-        Ok(summary)
+        Ok((summary, read))
     }
 }
 
 /// Discovers the session files of `agents` under `roots` (files the store knows are not opened to detect
-/// their agent) and imports what is new; returns the summary and the files found.
-fn import_roots(
+/// their agent) and imports what is new; returns the summary, the files found and what `meanwhile` read
+/// (see [`Context::import_using_meanwhile`]).
+fn import_roots<T>(
     store: &mut Store,
     roots: &[Root],
     agents: &[Agent],
     enricher: &Enricher,
     show_progress: bool,
-) -> Result<(ImportSummary, Vec<DiscoveredFile>)> {
-    // The walk runs while this thread reads the store: 4 ms of a `status` call that found nothing new.
-    let (walks, known) = std::thread::scope(|scope| {
+    meanwhile: impl FnOnce(&Store) -> Result<T>,
+) -> Result<(ImportSummary, Vec<DiscoveredFile>, T)> {
+    // The walk runs while this thread reads the store: the file stamps (4 ms of a `status` call that found
+    // nothing new) and the caller's `meanwhile` (the status queries, ~10 ms).
+    let (walks, known, read) = std::thread::scope(|scope| {
         let walking = scope.spawn(|| sources::walk_roots(roots));
         let known = store.file_stamps().and_then(|known| {
             // Prices follow the config: costs imported under other prices are re-priced first.
             reprice::follow_prices(store, enricher.pricer())?;
             Ok(known)
         });
+        let read = match known {
+            Ok(_) => Some(meanwhile(store)),
+            Err(_) => None,
+        };
         let walks = walking.join().expect("the directory walk does not panic");
-        (walks, known)
+        (walks, known, read)
     });
     let known = known?;
+    let read = read.expect("read once the stamps are")?;
     let found = sources::classify(roots, walks, agents, |path| {
         known.get(path.to_str()?).and_then(|stamp| stamp.agent)
     });
@@ -375,7 +401,7 @@ fn import_roots(
     };
     let mut summary = ingest::import_known(store, &found.files, known, enricher, options)?;
     summary.add_problems(&found.problems);
-    Ok((summary, found.files))
+    Ok((summary, found.files, read))
 }
 
 /// Runs the runaway and budget checks ([`crate::status::anomaly`]) on the sessions imported since `since_ms`

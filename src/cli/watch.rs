@@ -128,12 +128,13 @@ impl Importer {
     /// A full discovery and import, as `report` does.
     fn rescan(&mut self, show_progress: bool) -> Result<ImportSummary> {
         let started = jiff::Timestamp::now().as_millisecond();
-        let (summary, files) = super::import_roots(
+        let (summary, files, ()) = super::import_roots(
             &mut self.store,
             &self.roots,
             &self.agents,
             &self.enricher,
             show_progress,
+            |_| Ok(()),
         )?;
         for f in files {
             self.known.insert(f.path, f.agent);

@@ -145,8 +145,17 @@ pub fn classify(
     known: impl Fn(&Path) -> Option<Agent>,
 ) -> Discovery {
     let mut out = Discovery::default();
+    out.files
+        .reserve(walks.iter().flatten().map(|w| w.files.len()).sum());
     // The same file under two roots (one inside the other) is imported once. Keyed by the path's bytes:
-    // hashing a `Path` walks its components.
+    // hashing a `Path` walks its components. Only nested roots can find a path twice: the set is left out
+    // otherwise (a hash and a copy of each path, ~1 ms of a `status` call on the 1 GB benchmark).
+    let nested = roots.iter().enumerate().any(|(i, a)| {
+        roots
+            .iter()
+            .enumerate()
+            .any(|(j, b)| i != j && b.dir.starts_with(&a.dir))
+    });
     let mut seen: std::collections::HashSet<std::ffi::OsString> = std::collections::HashSet::new();
     for (root, walked) in roots.iter().zip(walks) {
         let Some(walked) = walked else {
@@ -174,7 +183,9 @@ pub fn classify(
             };
             match agent {
                 Ok(Some(agent)) => {
-                    if agents.contains(&agent) && seen.insert(path.as_os_str().to_owned()) {
+                    if agents.contains(&agent)
+                        && (!nested || seen.insert(path.as_os_str().to_owned()))
+                    {
                         out.files.push(DiscoveredFile {
                             path: path_buf,
                             agent,
@@ -377,5 +388,45 @@ impl Parser {
             Parser::Codex(p) => p.checkpoint(),
             Parser::Gemini(p) => p.checkpoint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(dir: PathBuf) -> Root {
+        Root {
+            agent: Some(Agent::Pi),
+            dir,
+            origin: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_file_under_nested_roots_is_found_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path();
+        for file in ["a/1.jsonl", "a/b/2.jsonl", "c/3.jsonl"] {
+            std::fs::create_dir_all(top.join(file).parent().unwrap()).unwrap();
+            std::fs::write(top.join(file), "{}\n").unwrap();
+        }
+        let found = |dirs: &[&str]| -> Vec<String> {
+            let roots: Vec<Root> = dirs.iter().map(|d| root(top.join(d))).collect();
+            scan(&roots, &[Agent::Pi], |_| Some(Agent::Pi))
+                .files
+                .iter()
+                .map(|f| f.path.strip_prefix(top).unwrap().display().to_string())
+                .collect()
+        };
+        // Nested (either order, or the same folder twice): each file once.
+        assert_eq!(found(&["a", "a/b"]), ["a/1.jsonl", "a/b/2.jsonl"]);
+        assert_eq!(found(&["a/b", "a"]), ["a/b/2.jsonl", "a/1.jsonl"]);
+        assert_eq!(found(&["c", "c"]), ["c/3.jsonl"]);
+        // Side by side: all of both.
+        assert_eq!(
+            found(&["a", "c"]),
+            ["a/1.jsonl", "a/b/2.jsonl", "c/3.jsonl"]
+        );
     }
 }

@@ -135,7 +135,7 @@ fn by_path(path: Option<&str>) -> &'static str {
 }
 
 /// What the store knows of a file without reading it again: enough to tell it changed ([`Store::file_stamps`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     /// `files.id`.
     pub id: i64,
