@@ -21,7 +21,7 @@ use crate::pricing::Pricer;
 use crate::privacy::{Privacy, RedactionCounts};
 use crate::sources::reader::ChunkReader;
 use crate::sources::{DiscoveredFile, LineIssue, Parser};
-use crate::store::{Chunk, FileRow, FileStamp, FileUpdate, Store};
+use crate::store::{Chunk, FileRow, FileStamp, FileStamps, FileUpdate, Store};
 
 /// Bytes of a file's head whose hash detects in-place rewrites.
 const HEAD_BYTES: u64 = 1024;
@@ -438,7 +438,7 @@ pub fn import_with(
 pub fn import_known(
     store: &mut Store,
     files: &[DiscoveredFile],
-    mut known: HashMap<String, FileStamp>,
+    mut known: FileStamps,
     enricher: &Enricher,
     options: ImportOptions,
 ) -> Result<ImportSummary> {
@@ -447,7 +447,7 @@ pub fn import_known(
     let mut summary = ImportSummary::default();
     // What the store knows of each file: one lookup per file, the only one of the many unchanged files. A
     // path it does not know may be a known file under a new name.
-    let lookup = |known: &HashMap<String, FileStamp>, f: &DiscoveredFile| {
+    let lookup = |known: &FileStamps, f: &DiscoveredFile| {
         f.path.to_str().and_then(|p| known.get(p)).copied()
     };
     let mut stamps: Vec<Option<FileStamp>> = files.iter().map(|f| lookup(&known, f)).collect();
@@ -694,7 +694,7 @@ impl std::error::Error for Stopped {}
 fn follow_renames(
     store: &mut Store,
     files: &[DiscoveredFile],
-    known: &mut HashMap<String, FileStamp>,
+    known: &mut FileStamps,
 ) -> Result<u64> {
     // Only a path the store does not know can be a known file under a new name (the caller found some).
     // A known path the scan just found exists: only the others are looked at (one stat each). Checking
@@ -703,8 +703,8 @@ fn follow_renames(
         files.iter().filter_map(|f| f.path.to_str()).collect();
     let mut gone: HashMap<(u64, u64), String> = HashMap::new();
     for (path, row) in known.iter() {
-        if !found.contains(path.as_str()) && !Path::new(path).exists() {
-            gone.insert((row.dev, row.ino), path.clone());
+        if !found.contains(path) && !Path::new(path).exists() {
+            gone.insert((row.dev, row.ino), path.to_string());
         }
     }
     if gone.is_empty() {
@@ -713,7 +713,7 @@ fn follow_renames(
     let mut renamed = 0;
     for file in files {
         let path = file.path.to_string_lossy().into_owned();
-        if known.contains_key(&path) {
+        if known.contains(&path) {
             continue;
         }
         let Ok(meta) = file.stat() else {
@@ -724,9 +724,7 @@ fn follow_renames(
                 .rename_file(&old, &path)
                 .context("store error while following a renamed file")?;
             renamed += 1;
-            if let Some(stamp) = known.remove(&old) {
-                known.insert(path, stamp);
-            }
+            known.rename(&old, path);
         }
     }
     Ok(renamed)

@@ -176,7 +176,6 @@ pub fn classify(
         } in walked.files
         {
             let path = path_buf.as_path();
-            let ext = path.extension().and_then(|e| e.to_str());
             let agent = match known(path) {
                 Some(a) => Ok(Some(a)),
                 None => detect_file(path),
@@ -196,10 +195,10 @@ pub fn classify(
                 Ok(None) => {
                     // Only `.jsonl` files in an agent's own folder are expected to be sessions (`.json`
                     // there are settings or subagent metadata; `--path` folders hold anything).
-                    if let Some(a) = root
-                        .agent
-                        .filter(|a| ext == Some("jsonl") && agents.contains(a))
-                    {
+                    if let Some(a) = root.agent.filter(|a| {
+                        path.extension().and_then(|e| e.to_str()) == Some("jsonl")
+                            && agents.contains(a)
+                    }) {
                         out.problems.push(Problem {
                             path: path.to_path_buf(),
                             agent: Some(a),

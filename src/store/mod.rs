@@ -26,6 +26,7 @@ mod pushes;
 pub mod read;
 mod rebuild;
 mod reprice;
+mod stamps;
 mod write;
 
 use std::collections::HashMap;
@@ -34,10 +35,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::Agent;
-
 pub use rebuild::CarryOver;
 pub use reprice::{ModelRepricing, Repricing, PRICE_FINGERPRINT_KEY};
+pub use stamps::{FileStamp, FileStamps};
 pub use write::{Chunk, FileUpdate};
 
 /// The secondary indexes over imported rows, as the migrations create them (`0001_initial.sql`,
@@ -132,21 +132,6 @@ fn by_path(path: Option<&str>) -> &'static str {
         Some(_) => " WHERE path = ?1",
         None => "",
     }
-}
-
-/// What the store knows of a file without reading it again: enough to tell it changed ([`Store::file_stamps`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    /// `files.id`.
-    pub id: i64,
-    /// `None` for an agent name this build does not know.
-    pub agent: Option<Agent>,
-    pub dev: u64,
-    pub ino: u64,
-    /// Bytes.
-    pub size: u64,
-    /// ns since the epoch.
-    pub mtime_ns: i64,
 }
 
 /// An open store.
@@ -348,46 +333,6 @@ impl Store {
     /// Every known file, by path.
     pub fn files(&self) -> Result<HashMap<String, FileRow>> {
         self.files_where(None)
-    }
-
-    /// What the import's stat pass compares with every known file, by path: agent, identity, size and mtime
-    /// (six columns instead of [`Store::files`]'s fifteen). Discovery also reads the agent from it, so a known
-    /// file is not opened to detect its agent.
-    pub fn file_stamps(&self) -> Result<HashMap<String, FileStamp>> {
-        self.file_stamps_where(None)
-    }
-
-    /// [`Store::file_stamps`] of the known files among `paths` (an import of a few files).
-    pub fn file_stamps_at(&self, paths: &[&str]) -> Result<HashMap<String, FileStamp>> {
-        let mut out = HashMap::new();
-        for path in paths {
-            out.extend(self.file_stamps_where(Some(path))?);
-        }
-        Ok(out)
-    }
-
-    fn file_stamps_where(&self, path: Option<&str>) -> Result<HashMap<String, FileStamp>> {
-        let sql = format!(
-            "SELECT path, id, agent, dev, ino, size, mtime_ns FROM files{}",
-            by_path(path)
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(path))?;
-        let mut out = HashMap::new();
-        while let Some(r) = rows.next()? {
-            out.insert(
-                r.get(0)?,
-                FileStamp {
-                    id: r.get(1)?,
-                    agent: Agent::parse(r.get_ref(2)?.as_str()?),
-                    dev: r.get::<_, i64>(3)? as u64,
-                    ino: r.get::<_, i64>(4)? as u64,
-                    size: r.get::<_, i64>(5)? as u64,
-                    mtime_ns: r.get(6)?,
-                },
-            );
-        }
-        Ok(out)
     }
 
     /// The known files among `paths`, by path (an import of a few files: one lookup each instead of every
