@@ -400,6 +400,9 @@ fn import_roots<T>(
         ..Default::default()
     };
     let mut summary = ingest::import_known(store, &found.files, known, enricher, options)?;
+    if summary.files_changed > 0 {
+        crate::status::keep_block_anchors(store, status::now_ms())?;
+    }
     summary.add_problems(&found.problems);
     Ok((summary, found.files, read))
 }

@@ -116,16 +116,34 @@ impl Store {
     }
 
     /// Start times (ms) of an agent's model calls up to `until_ms`, oldest first, back to the last gap of more
-    /// than `gap_ms` between two calls (the calls before it are not read): what 5-hour blocks are placed by,
-    /// since a gap that long starts the block chain over. Empty when no call lies within `gap_ms` before
-    /// `until_ms` (no block can be open then).
+    /// than `gap_ms` between two calls (the calls before it are not read), or only back to `anchor` (a kept
+    /// block start, [`Store::block_anchor`]) when it is not later than `until_ms`: what 5-hour blocks are
+    /// placed by, since a gap that long starts the block chain over, and blocks placed from an anchor are the
+    /// blocks placed from the gap before it. Empty when no call lies within `gap_ms` before `until_ms` (no
+    /// block can be open then).
     pub fn agent_calls_since_gap(
         &self,
         agent: &str,
         until_ms: i64,
         gap_ms: i64,
+        anchor: Option<i64>,
     ) -> Result<Vec<i64>> {
         let (lo, hi) = key_range(agent);
+        if let Some(first_ms) = anchor.filter(|a| *a <= until_ms) {
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT start_ms FROM observations INDEXED BY observations_spend
+                 WHERE kind = 'generation' AND start_ms >= ?1 AND start_ms <= ?2 AND session_key >= ?3
+                   AND session_key < ?4
+                 ORDER BY start_ms",
+            )?;
+            let times = stmt
+                .query_map(params![first_ms, until_ms, lo, hi], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            if times.last().is_none_or(|last| until_ms - last >= gap_ms) {
+                return Ok(Vec::new());
+            }
+            return Ok(times);
+        }
         let mut stmt = self.conn().prepare_cached(
             "SELECT start_ms FROM observations INDEXED BY observations_spend
              WHERE kind = 'generation' AND start_ms <= ?1 AND session_key >= ?2 AND session_key < ?3
@@ -149,6 +167,33 @@ impl Store {
         }
         times.reverse();
         Ok(times)
+    }
+
+    /// The first model call (ms) of a block of `agent` that a reader placed and kept
+    /// ([`Store::keep_block_anchor`]); `None` when none was kept or a call that could move it arrived since
+    /// (the triggers of migration 15 drop it then).
+    pub fn block_anchor(&self, agent: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT first_ms FROM block_anchors WHERE agent = ?1")?
+            .query_row([agent], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Keeps `first_ms`, the first call of `agent`'s newest block as placed from the calls stored now, as the
+    /// point the next placement reads from. Nothing on a store opened read-only (a `status` call while
+    /// `watch` holds the store reads back to the last gap or an older anchor instead).
+    pub fn keep_block_anchor(&self, agent: &str, first_ms: i64) -> Result<()> {
+        if self.conn().is_readonly(rusqlite::MAIN_DB)? {
+            return Ok(());
+        }
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO block_anchors (agent, first_ms) VALUES (?1, ?2)
+                 ON CONFLICT (agent) DO UPDATE SET first_ms = excluded.first_ms",
+            )?
+            .execute(params![agent, first_ms])?;
+        Ok(())
     }
 
     /// Number of prompts (user turns) of a session.
@@ -296,28 +341,85 @@ mod tests {
         let gap = 5 * HOUR;
         assert_eq!(
             store
-                .agent_calls_since_gap("claude", t0 + 13 * HOUR, gap)
+                .agent_calls_since_gap("claude", t0 + 13 * HOUR, gap, None)
                 .unwrap(),
             vec![t0 + 6 * HOUR, t0 + 8 * HOUR, t0 + 12 * HOUR]
         );
         // Calls after `until_ms` are not read.
         assert_eq!(
             store
-                .agent_calls_since_gap("claude", t0 + 7 * HOUR, gap)
+                .agent_calls_since_gap("claude", t0 + 7 * HOUR, gap, None)
                 .unwrap(),
             vec![t0 + 6 * HOUR]
         );
         // Nothing in the last 5 h: no chain is open (and nothing before is read).
         assert!(store
-            .agent_calls_since_gap("claude", t0 + 17 * HOUR, gap)
+            .agent_calls_since_gap("claude", t0 + 17 * HOUR, gap, None)
             .unwrap()
             .is_empty());
         assert_eq!(
             store
-                .agent_calls_since_gap("claude", t0 + 17 * HOUR - 1, gap)
+                .agent_calls_since_gap("claude", t0 + 17 * HOUR - 1, gap, None)
                 .unwrap()
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn a_block_anchor_goes_when_a_call_at_or_before_it_changes() {
+        let t0 = 1_800_000_000_000;
+        let store = store_with_calls(&[
+            ("claude:a", t0),
+            ("claude:a", t0 + HOUR),
+            ("claude:a", t0 + 2 * HOUR),
+        ]);
+        let anchor = || store.block_anchor("claude").unwrap();
+        let keep = || store.keep_block_anchor("claude", t0 + HOUR).unwrap();
+        let run = |sql: &str| store.conn().execute(sql, []).unwrap();
+        let insert = |id: &str, session: &str, ms: i64| {
+            run(&format!(
+                "INSERT INTO observations (id, session_key, kind, name, key, start_ms)
+                 VALUES ('{id}', '{session}', 'generation', 'g', '{id}', {ms})"
+            ))
+        };
+        keep();
+        assert_eq!(anchor(), Some(t0 + HOUR));
+        // Later calls, other agents' calls, tool calls and other columns leave it.
+        insert("later", "claude:b", t0 + 3 * HOUR);
+        insert("other", "codex:b", t0 - HOUR);
+        run(&format!(
+            "INSERT INTO observations (id, session_key, kind, name, key, start_ms)
+             VALUES ('tool', 'claude:a', 'tool', 't', 'tool', {t0})"
+        ));
+        run("UPDATE observations SET name = 'renamed' WHERE id = '0000000000000000'");
+        run("UPDATE observations SET start_ms = start_ms + 1 WHERE id = 'later'");
+        run("DELETE FROM observations WHERE id = 'later'");
+        assert_eq!(anchor(), Some(t0 + HOUR));
+        // An earlier call of the agent arrives.
+        insert("backfill", "claude:c", t0 + HOUR - 1);
+        assert_eq!(anchor(), None);
+        // A call at or before it goes.
+        keep();
+        run("DELETE FROM observations WHERE id = '0000000000000000'");
+        assert_eq!(anchor(), None);
+        // A call before it moves past it.
+        keep();
+        run(&format!(
+            "UPDATE observations SET start_ms = {} WHERE id = 'backfill'",
+            t0 + 5 * HOUR
+        ));
+        assert_eq!(anchor(), None);
+        // A later call moves before it.
+        keep();
+        run(&format!(
+            "UPDATE observations SET start_ms = {} WHERE id = 'backfill'",
+            t0 + HOUR - 5
+        ));
+        assert_eq!(anchor(), None);
+        // A tool call becomes a model call before it.
+        keep();
+        run("UPDATE observations SET kind = 'generation' WHERE id = 'tool'");
+        assert_eq!(anchor(), None);
     }
 }

@@ -104,6 +104,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0014_errors_index.sql"),
     },
+    Migration {
+        version: 15,
+        what: "5-hour block anchors",
+        prepare: None,
+        sql: include_str!("migrations/0015_block_anchors.sql"),
+    },
 ];
 
 /// The schema version this build writes.
