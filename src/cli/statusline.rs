@@ -125,12 +125,22 @@ fn line(ctx: &Context, args: &StatuslineArgs, input: &Value) -> Result<String> {
         || ["{week_cost}", "{month_cost}"]
             .iter()
             .any(|p| args.format.contains(p));
-    let spend = if month_too {
-        store.spend_since([starts.day, starts.week, starts.month], starts.next_day)?
+    let periods = if month_too {
+        [starts.day, starts.week, starts.month]
     } else {
-        store.spend_since([starts.day; 3], starts.next_day)?
+        [starts.day; 3]
     };
-    let totals = SessionSpend::totals_usd(&spend);
+    // Each session's spend only when a period budget needs it by scope (see `status::snapshot`).
+    let (totals, spend) = if ctx.config.budgets.has_period_limits() {
+        let rows = store.spend_since(periods, starts.next_day)?;
+        (SessionSpend::totals(&rows), rows)
+    } else {
+        (
+            store.spend_totals_since(periods, starts.next_day)?,
+            Vec::new(),
+        )
+    };
+    let totals = totals.map(pico_to_usd);
     // The block of the session's agent (Claude Code's, when stdin says nothing).
     let agent = session.as_ref().map_or("claude", |s| s.agent.as_str());
     let block = if BLOCK_AGENTS.contains(&agent) {

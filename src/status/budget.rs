@@ -96,6 +96,14 @@ impl Budgets {
         self.scopes().iter().all(|(_, l)| *l == Limits::default())
     }
 
+    /// True when a daily, weekly or monthly limit is set in some scope: [`Budgets::evaluate`] then needs the
+    /// spend of each session in the period (else the period totals answer every question).
+    pub fn has_period_limits(&self) -> bool {
+        self.scopes().iter().any(|(_, l)| {
+            l.daily_usd.is_some() || l.weekly_usd.is_some() || l.monthly_usd.is_some()
+        })
+    }
+
     /// Every scope with its limits: `all`, `agent:NAME`, `channel:NAME`, `project:TEXT`.
     fn scopes(&self) -> Vec<(String, Limits)> {
         let overall = Limits {
