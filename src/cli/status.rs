@@ -49,11 +49,12 @@ pub fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
         args.interval >= 0.1,
         "--interval must be at least 0.1 seconds"
     );
-    let tz = super::report::time_zone(args.tz.as_deref())?;
+    // The zone is looked up where the options are made, which the first time is while the directory walk
+    // runs: jiff reads its zone database's folders first (~1 ms).
     let opts = |now_ms| -> Result<Options> {
         Ok(Options {
             now_ms,
-            tz: tz.clone(),
+            tz: super::report::time_zone(args.tz.as_deref())?,
             active_ms: args.active * 60_000,
             ended_after_ms: args.ended_after.max(0) * 60_000,
             burn_window_ms: status::BURN_WINDOW_MS,
