@@ -318,3 +318,52 @@ fn token_limits_compare_blocks_with_the_busiest_or_a_number() {
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("`report blocks` only"));
 }
+
+/// An import that wrote keeps the first call of the newest open block as the point later `status` and
+/// `statusline` calls place blocks from (schema 15's `block_anchors`), and keeps none when no block is open at
+/// its "now".
+#[test]
+fn an_import_keeps_the_first_call_of_the_open_block_as_anchor() {
+    let run =
+        common::repo().join("tests/fixtures/recorded/claude/claude-2.1.332/run26-compact-thinking");
+    let home = tempfile::tempdir().unwrap();
+    claude_home(&[run], home.path());
+    let projects = home.path().join(".claude/projects");
+    let import = |now: Option<String>| {
+        let data = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokentrace"));
+        cmd.args(["report", "daily", "--json", "--path"])
+            .arg(&projects)
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("HOME", data.path())
+            .env_remove("TOKENTRACE_CONFIG");
+        if let Some(now) = now {
+            cmd.env("TOKENTRACE_NOW", now);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store =
+            tokentrace::store::Store::open_read_only(&data.path().join(tokentrace::store::DB_FILE))
+                .unwrap();
+        (data, store)
+    };
+    // Today: the recording's calls are days old, no block is open.
+    let (_data, store) = import(None);
+    assert_eq!(store.block_anchor("claude").unwrap(), None);
+    // Every call up to the year 2100 (a gap as long as the epoch: no gap stops the read).
+    let until = 4_102_444_800_000;
+    let all = store
+        .agent_calls_since_gap("claude", until, until, None)
+        .unwrap();
+    assert!(all.len() > 3, "{all:?}");
+    let newest = tokentrace::report::blocks::place(&all).pop().unwrap();
+    // A minute after the last call: its block is open and its first call is kept.
+    let now = jiff::Timestamp::from_millisecond(all[all.len() - 1] + 60_000).unwrap();
+    let (_data, store) = import(Some(now.to_string()));
+    assert_eq!(store.block_anchor("claude").unwrap(), Some(newest.first_ms));
+}

@@ -356,9 +356,7 @@ impl Context {
             show_progress,
             meanwhile,
         )?;
-        if summary.files_read > 0 {
-            detect_anomalies(store, enricher.config(), started, false)?;
-        }
+        after_import(store, &summary, enricher.config(), started, false)?;
         Ok((summary, read))
     }
 }
@@ -400,11 +398,27 @@ fn import_roots<T>(
         ..Default::default()
     };
     let mut summary = ingest::import_known(store, &found.files, known, enricher, options)?;
+    summary.add_problems(&found.problems);
+    Ok((summary, found.files, read))
+}
+
+/// What follows an import that wrote, in every driver (`report`, `sync`, `status` and `watch`): the 5-hour
+/// block anchors move up to now (so `status` and `statusline` calls that read a `watch`'s store without
+/// writing it find them current), and the runaway and budget checks run on what was read.
+fn after_import(
+    store: &mut Store,
+    summary: &ImportSummary,
+    config: &Config,
+    since_ms: i64,
+    service: bool,
+) -> Result<()> {
     if summary.files_changed > 0 {
         crate::status::keep_block_anchors(store, status::now_ms())?;
     }
-    summary.add_problems(&found.problems);
-    Ok((summary, found.files, read))
+    if summary.files_read > 0 {
+        detect_anomalies(store, config, since_ms, service)?;
+    }
+    Ok(())
 }
 
 /// Runs the runaway and budget checks ([`crate::status::anomaly`]) on the sessions imported since `since_ms`

@@ -209,9 +209,13 @@ impl Importer {
     }
 
     fn count(&mut self, summary: &ImportSummary, since_ms: i64) -> Result<()> {
-        if summary.files_read > 0 {
-            super::detect_anomalies(&mut self.store, self.enricher.config(), since_ms, true)?;
-        }
+        super::after_import(
+            &mut self.store,
+            summary,
+            self.enricher.config(),
+            since_ms,
+            true,
+        )?;
         self.files_read += summary.files_read;
         self.records += summary.records;
         self.warnings += summary.warnings;
