@@ -374,22 +374,17 @@ fn import_roots<T>(
 ) -> Result<(ImportSummary, Vec<DiscoveredFile>, T)> {
     // The walk runs while this thread reads the store: the file stamps (4 ms of a `status` call that found
     // nothing new) and the caller's `meanwhile` (the status queries, ~10 ms).
-    let (walks, known, read) = std::thread::scope(|scope| {
+    let (walks, prepared) = std::thread::scope(|scope| {
         let walking = scope.spawn(|| sources::walk_roots(roots));
-        let known = store.file_stamps().and_then(|known| {
+        let prepared = store.file_stamps().and_then(|known| {
             // Prices follow the config: costs imported under other prices are re-priced first.
             reprice::follow_prices(store, enricher.pricer())?;
-            Ok(known)
+            Ok((known, meanwhile(store)?))
         });
-        let read = match known {
-            Ok(_) => Some(meanwhile(store)),
-            Err(_) => None,
-        };
         let walks = walking.join().expect("the directory walk does not panic");
-        (walks, known, read)
+        (walks, prepared)
     });
-    let known = known?;
-    let read = read.expect("read once the stamps are")?;
+    let (known, read) = prepared?;
     let found = sources::classify(roots, walks, agents, |path| {
         known.get(path.to_str()?).and_then(|stamp| stamp.agent)
     });
