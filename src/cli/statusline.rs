@@ -130,16 +130,8 @@ fn line(ctx: &Context, args: &StatuslineArgs, input: &Value) -> Result<String> {
     } else {
         [starts.day; 3]
     };
-    // Each session's spend only when a period budget needs it by scope (see `status::snapshot`).
-    let (totals, spend) = if ctx.config.budgets.has_period_limits() {
-        let rows = store.spend_since(periods, starts.next_day)?;
-        (SessionSpend::totals(&rows), rows)
-    } else {
-        (
-            store.spend_totals_since(periods, starts.next_day)?,
-            Vec::new(),
-        )
-    };
+    let (totals, spend) =
+        status::period_spend(&store, &ctx.config.budgets, periods, starts.next_day)?;
     let totals = totals.map(pico_to_usd);
     // The block of the session's agent (Claude Code's, when stdin says nothing).
     let agent = session.as_ref().map_or("claude", |s| s.agent.as_str());
