@@ -338,17 +338,22 @@ mod tests {
 
     const HOUR: i64 = 3_600_000;
 
+    /// Writes a model call of `session` starting at `ms`.
+    fn insert_call(store: &Store, id: &str, session: &str, ms: i64) {
+        store
+            .conn()
+            .execute(
+                "INSERT INTO observations (id, session_key, kind, name, key, start_ms)
+                 VALUES (?1, ?2, 'generation', 'g', ?1, ?3)",
+                params![id, session, ms],
+            )
+            .unwrap();
+    }
+
     fn store_with_calls(calls: &[(&str, i64)]) -> Store {
         let store = Store::open_in_memory().unwrap();
         for (i, (session, ms)) in calls.iter().enumerate() {
-            store
-                .conn()
-                .execute(
-                    "INSERT INTO observations (id, session_key, kind, name, key, start_ms)
-                     VALUES (?1, ?2, 'generation', 'g', ?1, ?3)",
-                    params![format!("{i:016x}"), session, ms],
-                )
-                .unwrap();
+            insert_call(&store, &format!("{i:016x}"), session, *ms);
         }
         store
     }
@@ -402,12 +407,7 @@ mod tests {
         let anchor = || store.block_anchor("claude").unwrap();
         let keep = || store.keep_block_anchor("claude", t0 + HOUR).unwrap();
         let run = |sql: &str| store.conn().execute(sql, []).unwrap();
-        let insert = |id: &str, session: &str, ms: i64| {
-            run(&format!(
-                "INSERT INTO observations (id, session_key, kind, name, key, start_ms)
-                 VALUES ('{id}', '{session}', 'generation', 'g', '{id}', {ms})"
-            ))
-        };
+        let insert = |id: &str, session: &str, ms: i64| insert_call(&store, id, session, ms);
         keep();
         assert_eq!(anchor(), Some(t0 + HOUR));
         // Later calls, other agents' calls, tool calls and other columns leave it.
