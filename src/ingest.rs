@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use crate::model::Record;
 use crate::pricing::Pricer;
 use crate::privacy::{Privacy, RedactionCounts};
 use crate::sources::reader::ChunkReader;
-use crate::sources::{DiscoveredFile, LineIssue, Parser};
+use crate::sources::{DiscoveredFile, FileStat, LineIssue, Parser};
 use crate::store::{Chunk, FileRow, FileStamp, FileStamps, FileUpdate, Store};
 
 /// Bytes of a file's head whose hash detects in-place rewrites.
@@ -488,7 +488,7 @@ pub fn import_known(
             None => None,
         };
         total += meta
-            .len()
+            .size
             .saturating_sub(prev.as_ref().map_or(0, |p| p.offset));
         jobs.push(Job {
             file,
@@ -583,7 +583,7 @@ pub fn import_known(
 struct Job<'a> {
     file: &'a DiscoveredFile,
     path: String,
-    meta: std::fs::Metadata,
+    meta: FileStat,
     /// What the store knows about it, with its parser checkpoint. Boxed: a cold import holds one job per
     /// file (32k for the 4 GB benchmark), nearly all without a row, and an inline row is 200 bytes.
     prev: Option<Box<FileRow>>,
@@ -719,7 +719,7 @@ fn follow_renames(
         let Ok(meta) = file.stat() else {
             continue;
         };
-        if let Some(old) = gone.remove(&(meta.dev(), meta.ino())) {
+        if let Some(old) = gone.remove(&(meta.dev, meta.ino)) {
             store
                 .rename_file(&old, &path)
                 .context("store error while following a renamed file")?;
@@ -732,11 +732,11 @@ fn follow_renames(
 
 /// Whether `meta` is the file the store last saw as `stamp` (same device, inode, size and mtime): an import
 /// leaves it alone.
-fn unchanged(stamp: &FileStamp, meta: &std::fs::Metadata) -> bool {
-    stamp.dev == meta.dev()
-        && stamp.ino == meta.ino()
-        && stamp.size == meta.len()
-        && stamp.mtime_ns == mtime_ns(meta)
+fn unchanged(stamp: &FileStamp, meta: &FileStat) -> bool {
+    stamp.dev == meta.dev
+        && stamp.ino == meta.ino
+        && stamp.size == meta.size
+        && stamp.mtime_ns == meta.mtime_ns
 }
 
 /// The files among `files` that the store does not know or that changed since it saw them (the import's own
@@ -752,11 +752,6 @@ pub fn changed_files(store: &Store, files: Vec<DiscoveredFile>) -> Result<Vec<Di
             !matches!((stamp, f.stat()), (Some(stamp), Ok(meta)) if unchanged(stamp, &meta))
         })
         .collect())
-}
-
-/// A file's mtime in ns since the epoch, as the store keeps it (`files.mtime_ns`).
-pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
 }
 
 /// Reads the new part of one file into chunks handed to `emit` (which answers false when the writer is gone:
@@ -776,11 +771,11 @@ fn import_file(
     } = job;
     let prev = prev.as_deref();
     let handle = File::open(&file.path)?;
-    let size = meta.len();
+    let size = meta.size;
     // Decide where to start: the saved offset, unless the file was replaced, shrank or its head changed.
     let mut resume = prev.filter(|p| {
-        p.dev == meta.dev()
-            && p.ino == meta.ino()
+        p.dev == meta.dev
+            && p.ino == meta.ino
             && p.agent == file.agent.as_str()
             && p.offset <= size
             && p.head_len <= size
@@ -849,10 +844,10 @@ fn import_file(
             file: FileUpdate {
                 path: path.to_string(),
                 agent: file.agent.as_str(),
-                dev: meta.dev(),
-                ino: meta.ino(),
+                dev: meta.dev,
+                ino: meta.ino,
                 size,
-                mtime_ns: mtime_ns(meta),
+                mtime_ns: meta.mtime_ns,
                 head_len,
                 head_hash: head_hash(&handle, head_len)?,
                 tail_len: offset.min(TAIL_BYTES),
@@ -923,7 +918,7 @@ fn import_document(
     let Job {
         file, path, meta, ..
     } = job;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::with_capacity(meta.size as usize);
     (&*handle).read_to_end(&mut bytes)?;
     let mut records = Vec::new();
     let mut issues = Vec::new();
@@ -949,10 +944,10 @@ fn import_document(
             file: FileUpdate {
                 path: path.to_string(),
                 agent: file.agent.as_str(),
-                dev: meta.dev(),
-                ino: meta.ino(),
-                size: meta.len(),
-                mtime_ns: mtime_ns(meta),
+                dev: meta.dev,
+                ino: meta.ino,
+                size: meta.size,
+                mtime_ns: meta.mtime_ns,
                 head_len,
                 head_hash: head_hash(handle, head_len)?,
                 tail_len: size.min(TAIL_BYTES),

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::Context;
 use crate::model::{pico_to_usd, Agent};
-use crate::sources::DiscoveredFile;
+use crate::sources::{DiscoveredFile, FileStat};
 use crate::status::{self, render, state, BLOCK_AGENTS};
 use crate::store::live::SessionSpend;
 use crate::store::Store;
@@ -208,11 +208,11 @@ fn import_transcript(ctx: &Context, store: &mut Store, path: &Path) -> Result<()
     let files: Vec<DiscoveredFile> = files
         .into_iter()
         .filter_map(|file| {
-            let meta = std::fs::metadata(&file).ok()?;
+            let stat = FileStat::of(&file).ok()?;
             Some(DiscoveredFile {
                 path: file,
                 agent: Agent::Claude,
-                meta: Some(meta),
+                stat: Some(stat),
             })
         })
         .collect();

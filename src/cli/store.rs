@@ -91,7 +91,7 @@ fn rebuild(ctx: &Context, args: RebuildArgs) -> Result<()> {
                 files.push(DiscoveredFile {
                     path: PathBuf::from(&row.path),
                     agent,
-                    meta: None,
+                    stat: None,
                 });
             }
         }

@@ -166,7 +166,7 @@ impl Importer {
                     files.push(DiscoveredFile {
                         path: path.clone(),
                         agent,
-                        meta: None,
+                        stat: None,
                     });
                 }
             }

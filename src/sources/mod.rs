@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{Agent, Record};
 pub use reader::LineIssue;
+pub use walk::FileStat;
 
 /// A session file found on disk.
 #[derive(Debug, Clone)]
@@ -25,15 +26,15 @@ pub struct DiscoveredFile {
     /// What `stat` said when discovery saw the file; `None`: the import stats it itself. (Taken in the walk,
     /// where it is cheapest; a file that grew since is read to its end all the same, and its new size seen
     /// next time.)
-    pub meta: Option<std::fs::Metadata>,
+    pub stat: Option<FileStat>,
 }
 
 impl DiscoveredFile {
-    /// Its metadata: what discovery saw, else a `stat` now (following links).
-    pub fn stat(&self) -> std::io::Result<std::fs::Metadata> {
-        match &self.meta {
-            Some(meta) => Ok(meta.clone()),
-            None => std::fs::metadata(&self.path),
+    /// Its `stat`: what discovery saw, else a `stat` now (following links).
+    pub fn stat(&self) -> std::io::Result<FileStat> {
+        match self.stat {
+            Some(stat) => Ok(stat),
+            None => FileStat::of(&self.path),
         }
     }
 }
@@ -172,7 +173,7 @@ pub fn classify(
         }
         for walk::Found {
             path: path_buf,
-            meta,
+            stat,
         } in walked.files
         {
             let path = path_buf.as_path();
@@ -188,7 +189,7 @@ pub fn classify(
                         out.files.push(DiscoveredFile {
                             path: path_buf,
                             agent,
-                            meta: Some(meta),
+                            stat: Some(stat),
                         });
                     }
                 }

@@ -18,7 +18,41 @@ use std::sync::{Condvar, Mutex};
 #[derive(Debug, Clone)]
 pub struct Found {
     pub path: PathBuf,
-    pub meta: Metadata,
+    pub stat: FileStat,
+}
+
+/// What the import needs of a file's `stat`: which file it is (device and inode) and whether it changed
+/// (size in bytes, modification time in ns since the Unix epoch), as the store keeps them (`files.dev`,
+/// `ino`, `size`, `mtime_ns`). 32 bytes where `std::fs::Metadata` is 176: a walk of the 1 GB benchmark
+/// keeps 5,613 of them and moves each twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+impl FileStat {
+    /// `stat` of `path`, following links.
+    ///
+    /// # Errors
+    /// What `stat` answers: not found, permission denied, an I/O error.
+    pub fn of(path: &Path) -> std::io::Result<Self> {
+        std::fs::metadata(path).map(|meta| Self::from(&meta))
+    }
+}
+
+impl From<&Metadata> for FileStat {
+    fn from(meta: &Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        }
+    }
 }
 
 /// What a walk found: files in [`import_order`], and what could not be read (a folder, a dangling link, a loop)
@@ -168,16 +202,20 @@ fn read_dir(root: &Path, dir: &Path, out: &mut Walk, subdirs: &mut Vec<PathBuf>)
                     )),
                     None => subdirs.push(path),
                 },
-                Ok(meta) if meta.is_file() && is_candidate(&path) => {
-                    out.files.push(Found { path, meta })
-                }
+                Ok(meta) if meta.is_file() && is_candidate(&path) => out.files.push(Found {
+                    path,
+                    stat: FileStat::from(&meta),
+                }),
                 Ok(_) => {}
                 Err(e) => out.errors.push((path, e.to_string())),
             }
         } else if kind.is_file() && is_candidate(&path) {
             // Relative to the open folder: no path lookup (see the module comment).
             if let Ok(meta) = entry.metadata() {
-                out.files.push(Found { path, meta });
+                out.files.push(Found {
+                    path,
+                    stat: FileStat::from(&meta),
+                });
             }
         }
     }
@@ -255,7 +293,7 @@ mod tests {
                 .iter()
                 .map(|f| {
                     let rel = f.path.strip_prefix(root).unwrap().display().to_string();
-                    format!("{rel}:{}", f.meta.len())
+                    format!("{rel}:{}", f.stat.size)
                 })
                 .collect();
             assert_eq!(
