@@ -10,12 +10,17 @@ use std::time::Instant;
 
 fn main() {
     // `cargo bench` adds `--bench`; the rest are ours.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let Some(root) = args.first() else {
         eprintln!("usage: cargo bench --bench walk -- HIST [CALLS]");
         std::process::exit(2);
     };
-    let calls: usize = args.get(1).map_or(30, |n| n.parse().expect("CALLS is a number"));
+    let calls: usize = args
+        .get(1)
+        .map_or(30, |n| n.parse().expect("CALLS is a number"));
     let root = std::path::PathBuf::from(root);
     for threads in [1, 2, 3, 4, 1, 2, 3, 4] {
         let mut ms = Vec::with_capacity(calls);

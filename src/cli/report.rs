@@ -13,7 +13,8 @@ use crate::report::layout::{terminal_width, use_color, ColorChoice};
 use crate::report::{
     render_json, render_table, Aggregate, Grouping, Selection, TableOptions, Window,
 };
-use crate::store::read::{FactKind, Filter};
+use crate::store::read::{FactKind, Filter, SessionRow};
+use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -137,17 +138,6 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         args.grouping == Grouping::Blocks || (!args.active && args.token_limit.is_none()),
         "--active and --token-limit apply to `report blocks` only"
     );
-    let mut store = if args.sources.no_import {
-        ctx.open_store_read_only()?
-    } else {
-        ctx.open_store()?
-    };
-    let mut unreadable = 0;
-    if !args.sources.no_import {
-        let summary = ctx.import(&mut store, &args.sources)?;
-        print_import_warnings(&summary);
-        unreadable = summary.unreadable;
-    }
     // Blocks are the billing windows of subscription plans: Claude Code's and Codex's unless asked otherwise.
     let agents = if args.grouping == Grouping::Blocks && args.sources.source.is_empty() {
         vec![crate::model::Agent::Claude, crate::model::Agent::Codex]
@@ -164,58 +154,38 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
     };
-    let sessions: BTreeMap<String, _> = store
-        .sessions(&filter)?
-        .into_iter()
-        .map(|s| (s.key.clone(), s))
-        .collect();
-    let mut agg = Aggregate::default();
-    if args.grouping == Grouping::Blocks {
-        // A first pass over the model calls places the blocks; the second keys every fact by its block.
-        let mut calls = Vec::new();
-        store.for_each_fact(
-            |key| sessions.contains_key(key),
-            |f| {
-                if let (FactKind::Generation, Some(ts), Some(s)) =
-                    (f.kind, f.ts_ms, sessions.get(&f.session_key))
-                {
-                    calls.push((s.agent.clone(), ts));
-                }
-            },
+    let mut unreadable = 0;
+    let (store, read) = if args.sources.no_import {
+        let store = ctx.open_store_read_only()?;
+        let read = read(&store, &args, &window, &filter)?;
+        (store, read)
+    } else {
+        let mut store = ctx.open_store()?;
+        let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        // The report is read while the directory walk looks for changes, and read again only if the import
+        // wrote: a warm report over the 1 GB benchmark overlaps its ~25 ms of store reads with the walk.
+        let (summary, early) = ctx.import_using_meanwhile(
+            &mut store,
+            &args.sources,
+            &ctx.enricher()?,
+            interactive,
+            |store| read(store, &args, &window, &filter),
         )?;
-        agg.blocks = Some(BlockIndex::build(calls));
-    }
-    store.for_each_fact(
-        |key| sessions.contains_key(key),
-        |f| agg.add(args.grouping, &window, &sessions, f),
-    )?;
-    let mut block_notes = Vec::new();
-    if let Some(index) = agg.blocks.clone() {
-        let now = super::status::now_ms();
-        // `max`: the most any finished block used (all blocks are aggregated before `--active` narrows them).
-        let limit = match args.token_limit {
-            Some(TokenLimit::Tokens(n)) => Some(n),
-            Some(TokenLimit::Max) => Some(
-                index
-                    .all()
-                    .filter(|(_, b)| !b.is_active(now))
-                    .filter_map(|(a, b)| agg.rows.get(&BlockIndex::key(a, b)))
-                    .map(|t| t.tokens.total())
-                    .max()
-                    .unwrap_or(0),
-            ),
-            None => None,
+        print_import_warnings(&summary);
+        unreadable = summary.unreadable;
+        let read = if summary.files_changed == 0 {
+            early
+        } else {
+            drop(early);
+            read(&store, &args, &window, &filter)?
         };
-        if args.active {
-            agg = Aggregate::default();
-            agg.blocks = Some(index.only_active(now));
-            store.for_each_fact(
-                |key| sessions.contains_key(key),
-                |f| agg.add(args.grouping, &window, &sessions, f),
-            )?;
-        }
-        block_notes = block_details(&agg, now, limit);
-    }
+        (store, read)
+    };
+    let Read {
+        sessions,
+        mut agg,
+        block_notes,
+    } = read;
     if args.grouping == Grouping::Session && !window.is_bounded() {
         // Sessions without any prompt or call still exist.
         for key in sessions.keys() {
@@ -286,6 +256,75 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a report shows, read from the store: the sessions its filter keeps, their facts aggregated, and for
+/// blocks each block's detail.
+struct Read {
+    sessions: BTreeMap<String, SessionRow>,
+    agg: Aggregate,
+    block_notes: Vec<(String, BlockDetail)>,
+}
+
+/// Reads the sessions that `filter` keeps and aggregates their facts by `args.grouping` within `window`.
+fn read(store: &Store, args: &ReportArgs, window: &Window, filter: &Filter) -> Result<Read> {
+    let sessions: BTreeMap<String, _> = store
+        .sessions(filter)?
+        .into_iter()
+        .map(|s| (s.key.clone(), s))
+        .collect();
+    let mut agg = Aggregate::default();
+    if args.grouping == Grouping::Blocks {
+        // A first pass over the model calls places the blocks; the second keys every fact by its block.
+        let mut calls = Vec::new();
+        store.for_each_fact(
+            |key| sessions.contains_key(key),
+            |f| {
+                if let (FactKind::Generation, Some(ts), Some(s)) =
+                    (f.kind, f.ts_ms, sessions.get(&f.session_key))
+                {
+                    calls.push((s.agent.clone(), ts));
+                }
+            },
+        )?;
+        agg.blocks = Some(BlockIndex::build(calls));
+    }
+    store.for_each_fact(
+        |key| sessions.contains_key(key),
+        |f| agg.add(args.grouping, window, &sessions, f),
+    )?;
+    let mut block_notes = Vec::new();
+    if let Some(index) = agg.blocks.clone() {
+        let now = super::status::now_ms();
+        // `max`: the most any finished block used (all blocks are aggregated before `--active` narrows them).
+        let limit = match args.token_limit {
+            Some(TokenLimit::Tokens(n)) => Some(n),
+            Some(TokenLimit::Max) => Some(
+                index
+                    .all()
+                    .filter(|(_, b)| !b.is_active(now))
+                    .filter_map(|(a, b)| agg.rows.get(&BlockIndex::key(a, b)))
+                    .map(|t| t.tokens.total())
+                    .max()
+                    .unwrap_or(0),
+            ),
+            None => None,
+        };
+        if args.active {
+            agg = Aggregate::default();
+            agg.blocks = Some(index.only_active(now));
+            store.for_each_fact(
+                |key| sessions.contains_key(key),
+                |f| agg.add(args.grouping, window, &sessions, f),
+            )?;
+        }
+        block_notes = block_details(&agg, now, limit);
+    }
+    Ok(Read {
+        sessions,
+        agg,
+        block_notes,
+    })
 }
 
 /// Each block row with its detail (bounds, burn rate and projection when running, limit check).
