@@ -110,6 +110,12 @@ const MIGRATIONS: &[Migration] = &[
         prepare: None,
         sql: include_str!("migrations/0015_block_anchors.sql"),
     },
+    Migration {
+        version: 16,
+        what: "data version and report cache",
+        prepare: None,
+        sql: include_str!("migrations/0016_report_cache.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -25,6 +25,7 @@ pub mod outbox;
 mod pushes;
 pub mod read;
 mod rebuild;
+mod report_cache;
 mod reprice;
 mod stamps;
 mod write;
