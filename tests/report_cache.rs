@@ -105,6 +105,27 @@ fn a_report_is_kept_until_the_data_or_the_question_changes() {
         "{repriced}"
     );
 
+    // The same prices named in another process: the same key (a map's order is not part of it).
+    std::fs::write(
+        &config,
+        "[prices.\"mock-gpt\"]\ninput = 1.0\noutput = 2.0\n[prices.\"m-b\"]\ninput = 3.0\noutput = 4.0\n\
+         [prices.\"m-c\"]\ninput = 5.0\noutput = 6.0\n[prices.\"m-d\"]\ninput = 7.0\noutput = 8.0\n",
+    )
+    .unwrap();
+    let with_four = |data: &Path| {
+        report(
+            data,
+            dir.path(),
+            &["--config", config.to_str().unwrap()],
+            &["--tz", "UTC"],
+        )
+    };
+    assert_ne!(with_four(data.path()), "KEPT\n");
+    for _ in 0..3 {
+        mark_kept(data.path());
+        assert_eq!(with_four(data.path()), "KEPT\n");
+    }
+
     // Blocks depend on the time now: never kept.
     let before = mark_kept(data.path());
     let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))

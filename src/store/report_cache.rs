@@ -1,7 +1,7 @@
 //! Printed reports kept for a re-run that finds nothing new (schema 16, `0016_report_cache.sql`).
 //!
 //! A report's output depends on the stored data and on things outside it (its arguments, time zone, width,
-//! colours, prices, config, the binary); the caller hashes the latter into a key. The stored data is named by
+//! colours, prices, the binary); the caller hashes the latter into a key. The stored data is named by
 //! [`Store::content_version`], a counter that triggers on `files` move whenever an import, a rename or a removal
 //! writes a file's row: every change to sessions, traces and observations is written in the transaction that
 //! saves its file's row. An entry is used only under the version it was read at.

@@ -27,7 +27,7 @@ BEGIN
 END;
 
 -- A report's output as printed, keyed by a hash of everything it depends on besides the stored data (its
--- arguments, time zone, width, colours, prices, config, the binary); valid while `version` is current.
+-- arguments, time zone, width, colours, prices, the binary); valid while `version` is current.
 CREATE TABLE IF NOT EXISTS report_cache (
     key     TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
