@@ -139,3 +139,48 @@ fn a_report_is_kept_until_the_data_or_the_question_changes() {
     assert!(out.status.success());
     assert_eq!(mark_kept(data.path()), before, "no report kept for blocks");
 }
+
+#[test]
+fn the_same_relative_path_from_another_folder_is_another_report() {
+    let data = tempfile::tempdir().unwrap();
+    let (x, y) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (base, run) in [
+        (&x, "01-print-openai"),
+        (&y, "03-json-anthropic-thinking-read"),
+    ] {
+        std::fs::create_dir(base.path().join("d")).unwrap();
+        std::fs::copy(example(run), base.path().join("d/s.jsonl")).unwrap();
+    }
+    let session_ids = |cwd: &Path| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["report", "session", "--json", "--tz", "UTC", "--path", "d"])
+            .current_dir(cwd)
+            .env("HOME", data.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let in_x = session_ids(x.path());
+    let in_y = session_ids(y.path());
+    assert_eq!(in_x.len(), 1);
+    assert_eq!(in_y.len(), 1);
+    assert_ne!(in_x, in_y);
+    // Both imported: nothing new from either folder now, and each still gets its own sessions.
+    for _ in 0..2 {
+        assert_eq!(session_ids(x.path()), in_x);
+        assert_eq!(session_ids(y.path()), in_y);
+    }
+}

@@ -176,8 +176,15 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
     }
     let enricher = ctx.enricher()?;
     // Blocks depend on the time now, not only on the stored data: they are not kept.
-    let key = (args.grouping != Grouping::Blocks)
-        .then(|| cache_key(&args, &window, &opts, &enricher.pricer().fingerprint()));
+    let key = (args.grouping != Grouping::Blocks).then(|| {
+        cache_key(
+            &args,
+            &filter,
+            &window,
+            &opts,
+            &enricher.pricer().fingerprint(),
+        )
+    });
     let mut store = ctx.open_store()?;
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // The report is read (or found kept) while the directory walk looks for changes, and read again only if
@@ -232,11 +239,13 @@ enum Early {
 }
 
 /// The key a report is kept under: a hash of everything its output depends on besides the stored data (the
-/// binary, the arguments, the time zone, width and colours, the prices). Of the config only the prices count
+/// binary, the arguments, the filter they resolve to (`--path` relative to the working directory is made
+/// absolute there), the time zone, width and colours, the prices). Of the config only the prices count
 /// when a report is read (the rest applies on import, and reaches the report through the stored data); they
 /// enter through their fingerprint, which is canonical (a `HashMap`'s `Debug` order changes per process).
 fn cache_key(
     args: &ReportArgs,
+    filter: &Filter,
     window: &Window,
     opts: &TableOptions,
     prices: &crate::pricing::PriceFingerprint,
@@ -257,7 +266,7 @@ fn cache_key(
         })
         .unwrap_or_default();
     let described = format!(
-        "{} {exe}\n{args:?}\n{:?}\n{:?} {:?}\n{}",
+        "{} {exe}\n{args:?}\n{filter:?}\n{:?}\n{:?} {:?}\n{}",
         env!("CARGO_PKG_VERSION"),
         window.tz,
         opts.width,
