@@ -43,9 +43,7 @@ impl FileStat {
     pub fn of(path: &Path) -> std::io::Result<Self> {
         std::fs::metadata(path).map(|meta| Self::from(&meta))
     }
-}
 
-impl FileStat {
     /// From a `stat` the walk made itself (`fstatat` relative to an open folder).
     fn from_stat(st: &rustix::fs::Stat) -> Self {
         Self {
