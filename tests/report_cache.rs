@@ -4,29 +4,28 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-/// `tokentrace [GLOBAL] report session --json --path DIR [LOCAL]`: its stdout (`--tz` goes in LOCAL).
-fn report(data: &Path, dir: &Path, global: &[&str], local: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(global)
-        .args(["report", "session", "--json", "--path"])
-        .arg(dir)
-        .args(local)
-        .env("HOME", data)
-        .env_remove("TOKENTRACE_DATA_DIR")
-        .env_remove("TOKENTRACE_CONFIG")
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .unwrap();
+/// `tokentrace ARGS` in `cwd` with the store in `data`: its stdout (the run must succeed).
+fn run_in(cwd: &Path, data: &Path, args: &[&str]) -> String {
+    let out = common::tokentrace_in(cwd, data, args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `tokentrace [GLOBAL] report session --json --path DIR [LOCAL]`: its stdout (`--tz` goes in LOCAL).
+fn report(data: &Path, dir: &Path, global: &[&str], local: &[&str]) -> String {
+    let dir = dir.to_str().unwrap();
+    let args: Vec<&str> = global
+        .iter()
+        .copied()
+        .chain(["report", "session", "--json", "--path", dir])
+        .chain(local.iter().copied())
+        .collect();
+    run_in(&common::repo(), data, &args)
 }
 
 /// Replaces every kept report's body with a marker: a run that prints the marker used a kept report.
@@ -128,15 +127,11 @@ fn a_report_is_kept_until_the_data_or_the_question_changes() {
 
     // Blocks depend on the time now: never kept.
     let before = mark_kept(data.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["report", "blocks", "--json", "--source", "pi", "--path"])
-        .arg(dir.path())
-        .env("HOME", data.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let dir_arg = dir.path().to_str().unwrap();
+    let args = [
+        "report", "blocks", "--json", "--source", "pi", "--path", dir_arg,
+    ];
+    run_in(&common::repo(), data.path(), &args);
     assert_eq!(mark_kept(data.path()), before, "no report kept for blocks");
 }
 
@@ -152,20 +147,9 @@ fn the_same_relative_path_from_another_folder_is_another_report() {
         std::fs::copy(example(run), base.path().join("d/s.jsonl")).unwrap();
     }
     let session_ids = |cwd: &Path| -> Vec<String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_tokentrace"))
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["report", "session", "--json", "--tz", "UTC", "--path", "d"])
-            .current_dir(cwd)
-            .env("HOME", data.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let args = ["report", "session", "--json", "--tz", "UTC", "--path", "d"];
+        let doc: serde_json::Value =
+            serde_json::from_str(&run_in(cwd, data.path(), &args)).unwrap();
         doc["sessions"]
             .as_array()
             .unwrap()

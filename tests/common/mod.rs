@@ -121,11 +121,16 @@ pub fn store_of(content: &[u8], name: &str) -> (tempfile::TempDir, Store, Import
 /// Runs the built `tokentrace ARGS --data-dir DATA` in the repo (relative `--path`s name its folders) with
 /// `HOME=DATA` (so default discovery finds nothing) and no store or config from the environment.
 pub fn tokentrace(data: &Path, args: &[&str]) -> std::process::Output {
+    tokentrace_in(&repo(), data, args)
+}
+
+/// [`tokentrace`] run in the folder `cwd`.
+pub fn tokentrace_in(cwd: &Path, data: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_tokentrace"))
         .args(args)
         .arg("--data-dir")
         .arg(data)
-        .current_dir(repo())
+        .current_dir(cwd)
         .env("HOME", data)
         .env_remove("TOKENTRACE_DATA_DIR")
         .env_remove("TOKENTRACE_CONFIG")
