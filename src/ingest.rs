@@ -463,7 +463,7 @@ pub fn import_known(
     let mut total = 0u64;
     for (file, stamp) in files.iter().zip(stamps) {
         summary.files_seen += 1;
-        let meta = match file.stat() {
+        let stat = match file.stat() {
             Ok(m) => m,
             Err(e) => {
                 summary.unreadable += 1;
@@ -471,7 +471,7 @@ pub fn import_known(
                 continue;
             }
         };
-        if stamp.is_some_and(|stamp| unchanged(&stamp, &meta)) {
+        if stamp.is_some_and(|stamp| unchanged(&stamp, &stat)) {
             continue;
         }
         let path = file.path.to_string_lossy().into_owned();
@@ -487,13 +487,13 @@ pub fn import_known(
             }
             None => None,
         };
-        total += meta
+        total += stat
             .size
             .saturating_sub(prev.as_ref().map_or(0, |p| p.offset));
         jobs.push(Job {
             file,
             path,
-            meta,
+            stat,
             prev,
         });
     }
@@ -583,7 +583,7 @@ pub fn import_known(
 struct Job<'a> {
     file: &'a DiscoveredFile,
     path: String,
-    meta: FileStat,
+    stat: FileStat,
     /// What the store knows about it, with its parser checkpoint. Boxed: a cold import holds one job per
     /// file (32k for the 4 GB benchmark), nearly all without a row, and an inline row is 200 bytes.
     prev: Option<Box<FileRow>>,
@@ -716,10 +716,10 @@ fn follow_renames(
         if known.contains(&path) {
             continue;
         }
-        let Ok(meta) = file.stat() else {
+        let Ok(stat) = file.stat() else {
             continue;
         };
-        if let Some(old) = gone.remove(&(meta.dev, meta.ino)) {
+        if let Some(old) = gone.remove(&(stat.dev, stat.ino)) {
             store
                 .rename_file(&old, &path)
                 .context("store error while following a renamed file")?;
@@ -730,13 +730,13 @@ fn follow_renames(
     Ok(renamed)
 }
 
-/// Whether `meta` is the file the store last saw as `stamp` (same device, inode, size and mtime): an import
+/// Whether `stat` is the file the store last saw as `stamp` (same device, inode, size and mtime): an import
 /// leaves it alone.
-fn unchanged(stamp: &FileStamp, meta: &FileStat) -> bool {
-    stamp.dev == meta.dev
-        && stamp.ino == meta.ino
-        && stamp.size == meta.size
-        && stamp.mtime_ns == meta.mtime_ns
+fn unchanged(stamp: &FileStamp, stat: &FileStat) -> bool {
+    stamp.dev == stat.dev
+        && stamp.ino == stat.ino
+        && stamp.size == stat.size
+        && stamp.mtime_ns == stat.mtime_ns
 }
 
 /// The files among `files` that the store does not know or that changed since it saw them (the import's own
@@ -749,7 +749,7 @@ pub fn changed_files(store: &Store, files: Vec<DiscoveredFile>) -> Result<Vec<Di
         .into_iter()
         .filter(|f| {
             let stamp = f.path.to_str().and_then(|p| known.get(p));
-            !matches!((stamp, f.stat()), (Some(stamp), Ok(meta)) if unchanged(stamp, &meta))
+            !matches!((stamp, f.stat()), (Some(stamp), Ok(stat)) if unchanged(stamp, &stat))
         })
         .collect())
 }
@@ -766,16 +766,16 @@ fn import_file(
     let Job {
         file,
         path,
-        meta,
+        stat,
         prev,
     } = job;
     let prev = prev.as_deref();
     let handle = File::open(&file.path)?;
-    let size = meta.size;
+    let size = stat.size;
     // Decide where to start: the saved offset, unless the file was replaced, shrank or its head changed.
     let mut resume = prev.filter(|p| {
-        p.dev == meta.dev
-            && p.ino == meta.ino
+        p.dev == stat.dev
+            && p.ino == stat.ino
             && p.agent == file.agent.as_str()
             && p.offset <= size
             && p.head_len <= size
@@ -844,10 +844,10 @@ fn import_file(
             file: FileUpdate {
                 path: path.to_string(),
                 agent: file.agent.as_str(),
-                dev: meta.dev,
-                ino: meta.ino,
+                dev: stat.dev,
+                ino: stat.ino,
                 size,
-                mtime_ns: meta.mtime_ns,
+                mtime_ns: stat.mtime_ns,
                 head_len,
                 head_hash: head_hash(&handle, head_len)?,
                 tail_len: offset.min(TAIL_BYTES),
@@ -916,9 +916,9 @@ fn import_document(
 ) -> Result<()> {
     use std::io::Read;
     let Job {
-        file, path, meta, ..
+        file, path, stat, ..
     } = job;
-    let mut bytes = Vec::with_capacity(meta.size as usize);
+    let mut bytes = Vec::with_capacity(stat.size as usize);
     (&*handle).read_to_end(&mut bytes)?;
     let mut records = Vec::new();
     let mut issues = Vec::new();
@@ -944,10 +944,10 @@ fn import_document(
             file: FileUpdate {
                 path: path.to_string(),
                 agent: file.agent.as_str(),
-                dev: meta.dev,
-                ino: meta.ino,
-                size: meta.size,
-                mtime_ns: meta.mtime_ns,
+                dev: stat.dev,
+                ino: stat.ino,
+                size: stat.size,
+                mtime_ns: stat.mtime_ns,
                 head_len,
                 head_hash: head_hash(handle, head_len)?,
                 tail_len: size.min(TAIL_BYTES),
