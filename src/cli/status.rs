@@ -118,7 +118,11 @@ pub fn open(ctx: &Context, src: &SourceArgs) -> Result<(Store, bool)> {
     if src.no_import || (watched && src.path.is_empty()) {
         return Ok((ctx.open_store_read_only()?, false));
     }
-    Ok((ctx.open_store()?, true))
+    let store = ctx.open_store()?;
+    // The walk's stamps and the status queries read ~600 pages once each: a small page cache keeps a status
+    // bar's call small (peak RSS on the 1 GB benchmark −2 MB) and still holds what a few new lines write.
+    store.set_cache_kib(1_024)?;
+    Ok((store, true))
 }
 
 /// Exits with the budget status (0 ok, 10 near, 11 over) once the output is out.
