@@ -246,10 +246,15 @@ fn read_dir(
             continue;
         }
         let mut kind = entry.file_type();
+        // File systems that do not fill `d_type` (some network and older ones): ask, and keep the answer for a
+        // regular file's own stat below.
+        let mut asked = None;
         if kind == FileType::Unknown {
-            // File systems that do not fill `d_type` (some network and older ones): ask.
             match rustix::fs::statat(&*fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => kind = FileType::from_raw_mode(st.st_mode),
+                Ok(st) => {
+                    kind = FileType::from_raw_mode(st.st_mode);
+                    asked = Some(st);
+                }
                 Err(_) => continue, // gone since the listing
             }
         }
@@ -284,7 +289,11 @@ fn read_dir(
             }
             FileType::RegularFile if is_candidate_name(bytes) => {
                 // Relative to the open folder: no path lookup (see the module comment).
-                if let Ok(st) = rustix::fs::statat(&*fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                let stat = match asked {
+                    Some(st) => Ok(st),
+                    None => rustix::fs::statat(&*fd, name, AtFlags::SYMLINK_NOFOLLOW),
+                };
+                if let Ok(st) = stat {
                     out.files.push(Found {
                         path: dir.path.join(std::ffi::OsStr::from_bytes(bytes)),
                         stat: FileStat::from_stat(&st),
