@@ -193,8 +193,8 @@ pub fn run(ctx: &Context, args: ReportArgs) -> Result<()> {
     let (summary, early) =
         ctx.import_using_meanwhile(&mut store, &args.sources, &enricher, interactive, |store| {
             let version = store.content_version()?;
-            if let Some(body) = key.as_deref().map(|k| store.cached_report(k, version)) {
-                if let Some(body) = body? {
+            if let Some(key) = key.as_deref() {
+                if let Some(body) = store.cached_report(key, version)? {
                     return Ok(Early::Kept(body));
                 }
             }
@@ -253,17 +253,8 @@ fn cache_key(
     use sha2::{Digest, Sha256};
     // The binary by its path, size and mtime: a new build renders differently without a new version number.
     let exe = std::env::current_exe()
-        .and_then(|p| std::fs::metadata(&p).map(|m| (p, m)))
-        .map(|(p, m)| {
-            use std::os::unix::fs::MetadataExt;
-            format!(
-                "{} {} {}.{}",
-                p.display(),
-                m.len(),
-                m.mtime(),
-                m.mtime_nsec()
-            )
-        })
+        .and_then(|p| crate::sources::FileStat::of(&p).map(|s| (p, s)))
+        .map(|(p, s)| format!("{} {} {}", p.display(), s.size, s.mtime_ns))
         .unwrap_or_default();
     let described = format!(
         "{} {exe}\n{args:?}\n{filter:?}\n{:?}\n{:?} {:?}\n{}",
